@@ -1,0 +1,39 @@
+"""The wallet service: Alipay top-ups, bank transfer reconciliation, coupons, cards, bills."""
+from __future__ import annotations
+
+from flask import Flask
+
+from .adapters.db import Database
+from .config import Settings, load_settings
+from .logs import configure_logging
+from .services.clock import Clock
+from .wiring import Wallet
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
+    """Build the application; nothing happens at import time."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.extensions["wallet"] = Wallet(
+        settings=settings, db=Database(settings.database_url), clock=clock or Clock()
+    )
+
+    from .web.errors import register_error_handlers
+    from .cli import register_cli
+    from .web.routes import register_routes
+
+    register_error_handlers(app)
+    register_routes(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,1 @@
+"""The outside world behind small interfaces: database, Alipay, bank statement files."""

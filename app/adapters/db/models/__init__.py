@@ -1,0 +1,29 @@
+"""All mapped tables; importing this package registers every model on ``Base.metadata``."""
+from .base import UNIT_MODELS, Base
+from .core import (
+    Account,
+    AlipayNotification,
+    ApiToken,
+    IdempotentRequest,
+    JobLock,
+    JobRun,
+    LedgerEntry,
+    LedgerTransaction,
+    TopupOrder,
+    Workspace,
+)
+
+__all__ = [
+    "UNIT_MODELS",
+    "Account",
+    "AlipayNotification",
+    "ApiToken",
+    "Base",
+    "IdempotentRequest",
+    "JobLock",
+    "JobRun",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "TopupOrder",
+    "Workspace",
+]

@@ -1,0 +1,134 @@
+"""Operator commands: ``flask --app wsgi db|token|account|ledger|jobs|scheduler``."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from .domain.errors import DomainError
+from .domain.money import format_fen
+
+
+def _wallet():
+    return current_app.extensions["wallet"]
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+db_cli = AppGroup("db", help="Create or migrate the database schema.")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str):
+    """Migrate the database to REVISION (default: the newest)."""
+    from .adapters.db.migrate import upgrade
+
+    upgrade(_wallet().settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+token_cli = AppGroup("token", help="API tokens.")
+
+
+@token_cli.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "finance", "account"]))
+@click.option("--account", "account_id", default=None, help="the account, for the account role")
+@click.option("--label", default="", help="a note saying who or what uses the token")
+def token_create(role: str, account_id: str | None, label: str):
+    """Create a token; it is printed once, as the last line."""
+    from .services.tokens import create_token
+
+    try:
+        token = create_token(_wallet().db, _wallet().clock, role=role, account_id=account_id, label=label)
+    except DomainError as exc:
+        _fail(exc.detail, 2)
+    click.echo(f"created a {role} token; store it now, it is not shown again:")
+    click.echo(token)
+
+
+account_cli = AppGroup("account", help="Billing accounts.")
+
+
+@account_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--settlement", type=click.Choice(["guance", "cloud"]), default="guance")
+def account_create(name: str, settlement: str):
+    """Create an account and print its id and remittance code."""
+    from .services.accounts import create_account
+
+    try:
+        view = create_account(_wallet().db, _wallet().clock, name=name, settlement=settlement)
+    except DomainError as exc:
+        _fail(exc.detail, 2)
+    click.echo(f"remittance code {view.remittance_code}")
+    click.echo(view.id)
+
+
+ledger_cli = AppGroup("ledger", help="The ledger.")
+
+
+@ledger_cli.command("verify")
+def ledger_verify():
+    """Compare every cached balance with its ledger entries; exit 1 on any difference."""
+    from .services.ledger import verify
+
+    with _wallet().db.sessions() as session:
+        differences = verify(session)
+    for d in differences:
+        unit = f" unit {d.unit_id}" if d.unit_id is not None else ""
+        click.echo(
+            f"DIFFERENCE account {d.account_id} {d.bucket}{unit}: cached {format_fen(d.cached_fen)}"
+            f" ledger {format_fen(d.ledger_fen)}"
+        )
+    if differences:
+        _fail(f"{len(differences)} difference(s)", 1)
+    click.echo("ledger clean: every cached balance equals its entries")
+
+
+jobs_cli = AppGroup("jobs", help="Scheduled jobs.")
+
+
+@jobs_cli.command("list")
+def jobs_list():
+    """Name the scheduled jobs."""
+    from .jobs import JOBS
+
+    for job in JOBS.values():
+        click.echo(f"{job.name}\tevery {job.interval_seconds}s\t{job.description}")
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+def jobs_run(name: str):
+    """Run one job once, now."""
+    from .jobs import JOBS, run_job
+
+    if name not in JOBS:
+        _fail(f"no job named {name!r}; known: {', '.join(JOBS)}", 2)
+    try:
+        summary = run_job(_wallet(), name)
+    except Exception as exc:  # noqa: BLE001 - reported as the command's failure
+        _fail(f"{name} failed: {exc}", 1)
+    if summary is None:
+        _fail(f"{name} is running elsewhere; not run", 3)
+    click.echo(summary)
+
+
+@click.command("scheduler")
+def scheduler():
+    """Run the job scheduler in the foreground (its own process; several may run)."""
+    from .jobs import run_scheduler
+
+    run_scheduler(_wallet())
+
+
+def register_cli(app: Flask) -> None:
+    for group in (db_cli, token_cli, account_cli, ledger_cli, jobs_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(scheduler)

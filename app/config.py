@@ -1,0 +1,175 @@
+"""Configuration, read from the environment in this one place."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRODUCTION = "production"
+SANDBOX_GATEWAY = "sandbox"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run; the message names what is missing, never a value."""
+
+
+@dataclass(frozen=True)
+class DiscountTier:
+    threshold_fen: int
+    coupon_fen: int
+
+
+DEFAULT_DISCOUNT_TIERS = (
+    DiscountTier(10_000_00, 1_000_00),
+    DiscountTier(30_000_00, 5_000_00),
+    DiscountTier(100_000_00, 20_000_00),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    instance_path: Path
+    database_url: str
+    secret_key: str
+    public_base_url: str
+    alipay_app_id: str
+    alipay_app_private_key: str | None  # PEM text or path; None: the sandbox's generated key
+    alipay_public_key: str | None  # PEM, bare base64 or path; None: the sandbox's key
+    alipay_gateway_url: str  # a URL, or SANDBOX_GATEWAY for the local sandbox
+    alipay_seller_id: str | None
+    statement_inbox: Path
+    bank_account_name: str
+    bank_account_number: str
+    bank_name: str
+    topup_expiry_minutes: int = 15
+    topup_query_min_interval_seconds: int = 5
+    prepaid_card_validity_days: int = 365
+    discount_tiers: tuple[DiscountTier, ...] = DEFAULT_DISCOUNT_TIERS
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == PRODUCTION
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.alipay_gateway_url == SANDBOX_GATEWAY
+
+    @property
+    def notify_url(self) -> str:
+        return self.public_base_url + "/alipay/notify"
+
+    @property
+    def return_url(self) -> str:
+        return self.public_base_url + "/alipay/return"
+
+
+def _parse_tiers(text: str) -> tuple[DiscountTier, ...]:
+    """Parse ``"10000:1000,30000:5000"`` (yuan) into tiers sorted by threshold."""
+    from .domain.money import parse_amount
+
+    tiers = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        threshold, _, coupon = part.partition(":")
+        tiers.append(DiscountTier(parse_amount(threshold.strip()), parse_amount(coupon.strip())))
+    return tuple(sorted(tiers, key=lambda t: t.threshold_fen))
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number") from exc
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _secret_key(env: dict, instance: Path, production: bool) -> str:
+    if env.get("SECRET_KEY"):
+        return env["SECRET_KEY"]
+    if production:
+        raise ConfigError("SECRET_KEY is required in production")
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_settings(env: dict | None = None, *, instance_path: str | Path | None = None) -> Settings:
+    """Build the settings from ``env`` (default ``os.environ``); refuse unsafe production ones."""
+    env = dict(os.environ if env is None else env)
+    app_env = env.get("APP_ENV", "development").strip().lower()
+    production = app_env == PRODUCTION
+    instance = Path(instance_path or env.get("INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+
+    if production:
+        missing = [
+            name
+            for name in (
+                "DATABASE_URL",
+                "SECRET_KEY",
+                "PUBLIC_BASE_URL",
+                "ALIPAY_APP_ID",
+                "ALIPAY_APP_PRIVATE_KEY",
+                "ALIPAY_PUBLIC_KEY",
+                "ALIPAY_GATEWAY_URL",
+            )
+            if not env.get(name)
+        ]
+        if missing:
+            raise ConfigError("production needs " + ", ".join(missing))
+        if env["ALIPAY_GATEWAY_URL"].strip().lower() == SANDBOX_GATEWAY:
+            raise ConfigError("the local Alipay sandbox cannot be used in production")
+        if not env["ALIPAY_GATEWAY_URL"].startswith("https://"):
+            raise ConfigError("ALIPAY_GATEWAY_URL must be an https URL in production")
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'wallet.sqlite3'}"
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+
+    gateway = (env.get("ALIPAY_GATEWAY_URL") or SANDBOX_GATEWAY).strip()
+    if gateway.lower() == SANDBOX_GATEWAY:
+        gateway = SANDBOX_GATEWAY
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    if "?" in public_base_url or "#" in public_base_url:
+        raise ConfigError("PUBLIC_BASE_URL must not carry a query string or fragment")
+
+    tiers = DEFAULT_DISCOUNT_TIERS
+    if env.get("DISCOUNT_TIERS"):
+        try:
+            tiers = _parse_tiers(env["DISCOUNT_TIERS"])
+        except Exception as exc:  # noqa: BLE001 - any parse problem is a config problem
+            raise ConfigError("DISCOUNT_TIERS must look like 10000:1000,30000:5000") from exc
+
+    return Settings(
+        env=app_env,
+        instance_path=instance,
+        database_url=database_url,
+        secret_key=_secret_key(env, instance, production),
+        public_base_url=public_base_url,
+        alipay_app_id=env.get("ALIPAY_APP_ID") or "2021000000000000",
+        alipay_app_private_key=env.get("ALIPAY_APP_PRIVATE_KEY") or None,
+        alipay_public_key=env.get("ALIPAY_PUBLIC_KEY") or None,
+        alipay_gateway_url=gateway,
+        alipay_seller_id=env.get("ALIPAY_SELLER_ID") or None,
+        statement_inbox=Path(env.get("STATEMENT_INBOX") or instance / "inbox"),
+        bank_account_name=env.get("BANK_ACCOUNT_NAME") or "Example Cloud Technology Co., Ltd.",
+        bank_account_number=env.get("BANK_ACCOUNT_NUMBER") or "1001 2345 6789 0000 123",
+        bank_name=env.get("BANK_NAME") or "Industrial and Commercial Bank of China, Shanghai Branch",
+        topup_expiry_minutes=_int(env, "TOPUP_EXPIRY_MINUTES", 15),
+        topup_query_min_interval_seconds=_int(env, "TOPUP_QUERY_MIN_INTERVAL_SECONDS", 5),
+        prepaid_card_validity_days=_int(env, "PREPAID_CARD_VALIDITY_DAYS", 365),
+        discount_tiers=tiers,
+        log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+    )

@@ -1,0 +1,162 @@
+"""Scheduled jobs, and the claims that make each run happen once across processes and hosts."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+
+from .adapters.db.models import JobLock, JobRun
+from .services import ledger
+from .wiring import Wallet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_seconds: int
+    run: Callable[[Wallet], str]  # returns a one-line summary
+    description: str
+
+
+def _ledger_verify(wallet: Wallet) -> str:
+    with wallet.db.sessions() as session:
+        differences = ledger.verify(session)
+    for diff in differences:
+        log.error(
+            "ledger difference: cached balance does not equal its entries",
+            extra={
+                "account_id": diff.account_id,
+                "bucket": diff.bucket,
+                "unit_id": diff.unit_id,
+                "cached_fen": diff.cached_fen,
+                "ledger_fen": diff.ledger_fen,
+            },
+        )
+    if differences:
+        raise RuntimeError(f"{len(differences)} ledger difference(s)")
+    return "ledger clean"
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register_job(job: Job) -> None:
+    """Add a job to the schedule."""
+    JOBS[job.name] = job
+
+
+register_job(Job("ledger-verify", 3600, _ledger_verify, "compare cached balances with the ledger"))
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(wallet: Wallet, name: str, holder: str, ttl: timedelta) -> bool:
+    """Take the lease on ``name`` unless another live holder has it."""
+    now = wallet.clock.now()
+    try:
+        with wallet.db.transaction() as session:
+            session.add(JobLock(name=name, holder=holder, expires_at=now + ttl))
+        return True
+    except IntegrityError:
+        pass
+    with wallet.db.transaction() as session:
+        taken = session.execute(
+            update(JobLock)
+            .where(JobLock.name == name, JobLock.expires_at < now)
+            .values(holder=holder, expires_at=now + ttl)
+        ).rowcount
+    return bool(taken)
+
+
+def release_lease(wallet: Wallet, name: str, holder: str) -> None:
+    with wallet.db.transaction() as session:
+        session.execute(delete(JobLock).where(JobLock.name == name, JobLock.holder == holder))
+
+
+def claim_slot(wallet: Wallet, name: str, slot: str, holder: str) -> int | None:
+    """Claim the run of ``name`` for ``slot``; None when another process claimed it."""
+    try:
+        with wallet.db.transaction() as session:
+            run = JobRun(job_name=name, slot=slot, holder=holder, started_at=wallet.clock.now())
+            session.add(run)
+            session.flush()
+            return run.id
+    except IntegrityError:
+        return None
+
+
+def run_job(wallet: Wallet, name: str, *, slot: str | None = None, holder: str | None = None) -> str | None:
+    """Run job ``name`` once now; return its summary, or None when another holder ran it.
+
+    ``slot`` (from the scheduler) makes the run unique per schedule tick across hosts; the
+    lease keeps two runs of one job from overlapping, whoever started them.
+    """
+    job = JOBS[name]
+    holder = holder or holder_name()
+    slot = slot or f"manual:{wallet.clock.now().isoformat()}:{holder}"
+    if not acquire_lease(wallet, name, holder, ttl=timedelta(seconds=max(job.interval_seconds, 600))):
+        log.info("job skipped: another process holds its lease", extra={"job": name})
+        return None
+    try:
+        run_id = claim_slot(wallet, name, slot, holder)
+        if run_id is None:
+            log.info("job skipped: this slot already ran", extra={"job": name, "slot": slot})
+            return None
+        try:
+            summary = job.run(wallet)
+            outcome = "ok"
+        except Exception as exc:
+            summary, outcome = f"{type(exc).__name__}: {exc}", "failed"
+            log.exception("job failed", extra={"job": name})
+            raise
+        finally:
+            with wallet.db.transaction() as session:
+                session.execute(
+                    update(JobRun)
+                    .where(JobRun.id == run_id)
+                    .values(finished_at=wallet.clock.now(), outcome=outcome, detail=summary[:2000])
+                )
+        log.info("job finished", extra={"job": name, "summary": summary})
+        return summary
+    finally:
+        release_lease(wallet, name, holder)
+
+
+def run_scheduler(wallet: Wallet) -> None:
+    """Run every job on its interval in this process, in the foreground, until stopped."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    holder = holder_name()
+    scheduler = BlockingScheduler(timezone="UTC")
+
+    def tick(job: Job) -> None:
+        now = wallet.clock.now()
+        slot = str(int(now.timestamp()) // job.interval_seconds)
+        try:
+            run_job(wallet, job.name, slot=slot, holder=holder)
+        except Exception:  # noqa: BLE001 - logged in run_job; the scheduler keeps going
+            pass
+
+    for job in JOBS.values():
+        scheduler.add_job(
+            tick,
+            IntervalTrigger(seconds=job.interval_seconds),
+            args=[job],
+            id=job.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=job.interval_seconds,
+        )
+    log.info("scheduler started", extra={"holder": holder, "jobs": ",".join(JOBS)})
+    scheduler.start()

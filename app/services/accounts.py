@@ -1,0 +1,95 @@
+"""Accounts and workspaces."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..adapters.db import Database
+from ..adapters.db.models import Account, Workspace
+from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.ids import random_id
+from ..domain.remittance import generate_code
+from .clock import Clock
+
+SETTLEMENTS = ("guance", "cloud")
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: str
+    name: str
+    settlement: str
+    remittance_code: str
+
+
+def _view(account: Account) -> AccountView:
+    return AccountView(account.id, account.name, account.settlement, account.remittance_code)
+
+
+def create_account(db: Database, clock: Clock, *, name: str, settlement: str) -> AccountView:
+    """Create an account and issue its permanent remittance code."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name must be 1 to 200 characters", code="invalid_name")
+    if settlement not in SETTLEMENTS:
+        raise InvalidInput("settlement must be guance or cloud", code="invalid_settlement")
+    for _attempt in range(5):
+        account = Account(
+            id=random_id("acc"),
+            name=name,
+            settlement=settlement,
+            remittance_code=generate_code(),
+            cash_fen=0,
+            arrears_fen=0,
+            invoiceable_fen=0,
+            created_at=clock.now(),
+        )
+        try:
+            with db.transaction() as session:
+                session.add(account)
+            return _view(account)
+        except IntegrityError:
+            # A remittance code collision is astronomically rare; draw another.
+            continue
+    raise Conflict("could not issue a unique remittance code", code="code_exhausted")
+
+
+def get_account(db: Database, account_id: str) -> AccountView:
+    """Return one account or raise NotFound."""
+    with db.sessions() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        return _view(account)
+
+
+def add_workspace(db: Database, clock: Clock, *, account_id: str, workspace_id: str) -> dict:
+    """Attach a workspace to an account; a workspace belongs to one account only."""
+    workspace_id = (workspace_id or "").strip() if isinstance(workspace_id, str) else ""
+    if not workspace_id or len(workspace_id) > 100:
+        raise InvalidInput("workspace_id must be 1 to 100 characters", code="invalid_workspace")
+    with db.transaction() as session:
+        if session.get(Account, account_id) is None:
+            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        existing = session.get(Workspace, workspace_id)
+        if existing is not None:
+            if existing.account_id != account_id:
+                raise Conflict(
+                    f"workspace {workspace_id} belongs to another account",
+                    code="workspace_taken",
+                )
+            return {"workspace_id": workspace_id, "account_id": account_id}
+        session.add(Workspace(id=workspace_id, account_id=account_id, created_at=clock.now()))
+    return {"workspace_id": workspace_id, "account_id": account_id}
+
+
+def account_for_workspace(session, workspace_id: str) -> str:
+    """Return the account id a workspace bills to, or raise NotFound."""
+    account_id = session.execute(
+        select(Workspace.account_id).where(Workspace.id == workspace_id)
+    ).scalar_one_or_none()
+    if account_id is None:
+        raise NotFound(f"workspace {workspace_id} is unknown", code="workspace_not_found")
+    return account_id

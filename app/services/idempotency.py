@@ -1,0 +1,99 @@
+"""Replaying POSTs made with an ``Idempotency-Key``: first response stored, reused after."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..adapters.db import Database
+from ..adapters.db.models import IdempotentRequest
+from ..domain.errors import Conflict, InvalidInput
+from .clock import Clock
+
+# A request still "in progress" after this long died with its process; the key may be reused.
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+    content_type: str
+
+
+def begin(
+    db: Database, clock: Clock, *, scope: str, key: str, method: str, path: str, request_hash: str
+) -> StoredResponse | None:
+    """Claim ``key`` for this request; return the stored response if it already ran.
+
+    Raises 422 when the key was used with another request, 409 while it is still running.
+    """
+    if not key or len(key) > 200:
+        raise InvalidInput("Idempotency-Key must be 1 to 200 characters", code="invalid_idempotency_key")
+    now = clock.now()
+    try:
+        with db.transaction() as session:
+            session.add(
+                IdempotentRequest(
+                    scope=scope,
+                    key=key,
+                    method=method,
+                    path=path,
+                    request_hash=request_hash,
+                    state="in_progress",
+                    created_at=now,
+                )
+            )
+        return None
+    except IntegrityError:
+        pass
+    with db.transaction() as session:
+        row = session.execute(
+            select(IdempotentRequest).where(
+                IdempotentRequest.scope == scope, IdempotentRequest.key == key
+            )
+        ).scalar_one()
+        if row.request_hash != request_hash or row.method != method or row.path != path:
+            raise InvalidInput(
+                "this Idempotency-Key was used with a different request",
+                code="idempotency_key_reused",
+            )
+        if row.state == "done":
+            return StoredResponse(row.response_status, row.response_body or b"", row.response_content_type or "")
+        if now - row.created_at < ABANDONED_AFTER:
+            raise Conflict(
+                "a request with this Idempotency-Key is still in progress",
+                code="idempotency_in_progress",
+            )
+        taken = session.execute(
+            update(IdempotentRequest)
+            .where(IdempotentRequest.id == row.id, IdempotentRequest.created_at == row.created_at)
+            .values(created_at=now)
+        ).rowcount
+        if not taken:
+            raise Conflict(
+                "a request with this Idempotency-Key is still in progress",
+                code="idempotency_in_progress",
+            )
+    return None
+
+
+def finish(db: Database, *, scope: str, key: str, response: StoredResponse) -> None:
+    """Store the response of a claimed request; a server error releases the key instead."""
+    with db.transaction() as session:
+        where = (IdempotentRequest.scope == scope, IdempotentRequest.key == key)
+        if response.status >= 500:
+            session.execute(delete(IdempotentRequest).where(*where))
+            return
+        session.execute(
+            update(IdempotentRequest)
+            .where(*where)
+            .values(
+                state="done",
+                response_status=response.status,
+                response_body=response.body,
+                response_content_type=response.content_type,
+            )
+        )

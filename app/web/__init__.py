@@ -1,0 +1,1 @@
+"""HTTP entrypoints: parse input, call one service, translate the result."""

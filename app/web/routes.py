@@ -1,0 +1,13 @@
+"""Every blueprint of the service, registered in one place."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_routes(app: Flask) -> None:
+    from .api import api
+    from .api import accounts  # noqa: F401 - registers the views on ``api``
+    from .health import health
+
+    app.register_blueprint(health)
+    app.register_blueprint(api)

@@ -1,0 +1,80 @@
+import pytest
+from sqlalchemy import update
+
+from app.adapters.db.models import Account
+from app.services import ledger
+from app.services.ledger import AlreadyRecorded, Posting
+
+
+def _credit(wallet, account_id, amount_fen, key):
+    with wallet.db.transaction() as session:
+        account = ledger.lock_account(session, account_id)
+        return ledger.credit_topup(
+            session, account, amount_fen=amount_fen, key=key, kind="topup", now=wallet.clock.now()
+        )
+
+
+def test_topup_becomes_cash_when_nothing_is_owed(wallet, new_account):
+    account = new_account()
+    split = _credit(wallet, account["id"], 10000, "t1")
+    assert (split.arrears_paid_fen, split.cash_fen) == (0, 10000)
+    with wallet.db.sessions() as session:
+        assert session.get(Account, account["id"]).cash_fen == 10000
+
+
+def test_topup_pays_off_arrears_first_and_that_part_becomes_invoiceable(wallet, new_account):
+    account = new_account()
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.record(session, acc, key="bill-1", kind="bill", now=wallet.clock.now(),
+                      postings=[Posting("arrears", 3000)])
+    split = _credit(wallet, account["id"], 10000, "t1")
+    assert (split.arrears_paid_fen, split.cash_fen) == (3000, 7000)
+    with wallet.db.sessions() as session:
+        acc = session.get(Account, account["id"])
+        assert (acc.cash_fen, acc.arrears_fen, acc.invoiceable_fen) == (7000, 0, 3000)
+        assert ledger.verify(session) == []
+
+
+def test_same_idempotency_key_never_credits_twice(wallet, new_account):
+    account = new_account()
+    _credit(wallet, account["id"], 10000, "alipay:T1")
+    with pytest.raises(AlreadyRecorded):
+        _credit(wallet, account["id"], 10000, "alipay:T1")
+    with wallet.db.sessions() as session:
+        assert session.get(Account, account["id"]).cash_fen == 10000
+        assert ledger.is_recorded(session, "alipay:T1")
+
+
+def test_a_balance_never_goes_below_zero(wallet, new_account):
+    from app.domain.errors import InsufficientFunds
+
+    account = new_account()
+    with pytest.raises(InsufficientFunds):
+        with wallet.db.transaction() as session:
+            acc = ledger.lock_account(session, account["id"])
+            ledger.record(session, acc, key="x", kind="bill", now=wallet.clock.now(),
+                          postings=[Posting("cash", -1)])
+    with wallet.db.sessions() as session:
+        assert not ledger.is_recorded(session, "x")
+
+
+def test_verify_reports_a_cached_balance_that_differs_from_its_entries(wallet, new_account, app):
+    account = new_account()
+    _credit(wallet, account["id"], 10000, "t1")
+    with wallet.db.transaction() as session:
+        session.execute(update(Account).where(Account.id == account["id"]).values(cash_fen=99))
+    with wallet.db.sessions() as session:
+        [diff] = ledger.verify(session)
+    assert (diff.bucket, diff.cached_fen, diff.ledger_fen) == ("cash", 99, 10000)
+
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert "cached 0.99 ledger 100.00" in result.output
+
+
+def test_ledger_verify_command_exits_zero_when_clean(wallet, new_account, app):
+    account = new_account()
+    _credit(wallet, account["id"], 500, "t1")
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,53 @@
+import pytest
+
+from app.config import ConfigError, load_settings
+
+PROD = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgresql://wallet@db/wallet",
+    "SECRET_KEY": "k" * 40,
+    "PUBLIC_BASE_URL": "https://pay.example.com",
+    "ALIPAY_APP_ID": "2021000000000001",
+    "ALIPAY_APP_PRIVATE_KEY": "/etc/wallet/app.pem",
+    "ALIPAY_PUBLIC_KEY": "/etc/wallet/alipay.pem",
+    "ALIPAY_GATEWAY_URL": "https://openapi.alipay.com/gateway.do",
+}
+
+
+@pytest.mark.parametrize("missing", sorted(PROD.keys() - {"APP_ENV"}))
+def test_production_refuses_to_start_without_its_keys(missing, tmp_path):
+    env = {k: v for k, v in PROD.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_settings(env, instance_path=tmp_path)
+
+
+def test_production_refuses_the_local_sandbox(tmp_path):
+    with pytest.raises(ConfigError, match="sandbox"):
+        load_settings(dict(PROD, ALIPAY_GATEWAY_URL="sandbox"), instance_path=tmp_path)
+
+
+def test_config_errors_never_echo_secret_values(tmp_path):
+    env = dict(PROD, ALIPAY_GATEWAY_URL="http://gateway.example")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, instance_path=tmp_path)
+    assert PROD["SECRET_KEY"] not in str(info.value)
+
+
+def test_production_settings_load(tmp_path):
+    settings = load_settings(PROD, instance_path=tmp_path)
+    assert settings.is_production and not settings.uses_sandbox
+    assert settings.database_url.startswith("postgresql+psycopg://")
+    assert settings.notify_url == "https://pay.example.com/alipay/notify"
+
+
+def test_development_defaults_use_sqlite_sandbox_and_a_generated_secret(tmp_path):
+    settings = load_settings({}, instance_path=tmp_path)
+    assert settings.uses_sandbox
+    assert settings.database_url == f"sqlite:///{tmp_path / 'wallet.sqlite3'}"
+    again = load_settings({}, instance_path=tmp_path)
+    assert settings.secret_key == again.secret_key and len(settings.secret_key) >= 40
+
+
+def test_discount_tiers_are_configurable(tmp_path):
+    settings = load_settings({"DISCOUNT_TIERS": "500:50,100:5"}, instance_path=tmp_path)
+    assert [(t.threshold_fen, t.coupon_fen) for t in settings.discount_tiers] == [(10000, 500), (50000, 5000)]

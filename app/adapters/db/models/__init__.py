@@ -12,6 +12,15 @@ from .core import (
     TopupOrder,
     Workspace,
 )
+from .wallet import (
+    ActivationFailure,
+    Bill,
+    BillAllocation,
+    CloudCharge,
+    Coupon,
+    CouponCode,
+    PrepaidCard,
+)
 
 __all__ = [
     "UNIT_MODELS",
@@ -26,4 +35,11 @@ __all__ = [
     "LedgerTransaction",
     "TopupOrder",
     "Workspace",
+    "ActivationFailure",
+    "Bill",
+    "BillAllocation",
+    "CloudCharge",
+    "Coupon",
+    "CouponCode",
+    "PrepaidCard",
 ]

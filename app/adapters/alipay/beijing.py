@@ -1,0 +1,22 @@
+"""Alipay's clock: every timestamp it sends or expects is Beijing time (UTC+8) without an offset."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+# China has observed no daylight saving time since 1991, so a fixed offset is exact.
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def format_beijing(moment: datetime) -> str:
+    """Format an aware datetime as Alipay's ``yyyy-MM-dd HH:mm:ss`` in Beijing time."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("an aware datetime is required; naive times are ambiguous")
+    return moment.astimezone(BEIJING).strftime(_FORMAT)
+
+
+def parse_beijing(text: str) -> datetime:
+    """Parse Alipay's ``yyyy-MM-dd HH:mm:ss`` Beijing time into an aware datetime."""
+    if not isinstance(text, str) or len(text) != 19:
+        raise ValueError("not an Alipay timestamp like 2024-01-31 08:00:00")
+    return datetime.strptime(text, _FORMAT).replace(tzinfo=BEIJING)

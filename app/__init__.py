@@ -14,7 +14,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """Build the application; nothing happens at import time."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app = Flask(
+        __name__,
+        instance_path=str(settings.instance_path),
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
@@ -29,11 +34,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         settings=settings, db=Database(settings.database_url), clock=clock or Clock()
     )
 
-    from .web.errors import register_error_handlers
+    from .alipay_setup import register_alipay
     from .cli import register_cli
+    from .web.errors import register_error_handlers
     from .web.routes import register_routes
 
     register_error_handlers(app)
+    register_alipay(app)
     register_routes(app)
     register_cli(app)
     return app

@@ -45,6 +45,13 @@ def _ledger_verify(wallet: Wallet) -> str:
     return "ledger clean"
 
 
+def _alipay_poll(wallet: Wallet) -> str:
+    from .services.topups import poll_pending_topups
+
+    counts = poll_pending_topups(wallet.db, wallet.clock, wallet.gateway)
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -54,6 +61,7 @@ def register_job(job: Job) -> None:
 
 
 register_job(Job("ledger-verify", 3600, _ledger_verify, "compare cached balances with the ledger"))
+register_job(Job("alipay-poll", 60, _alipay_poll, "query stale pending top-ups, close expired ones"))
 
 
 def holder_name() -> str:

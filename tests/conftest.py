@@ -119,10 +119,29 @@ def settings_env(tmp_path) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def dev_keys() -> dict[str, str]:
+    """RSA keys for the app and the sandbox's "Alipay", generated once per test session."""
+    from app.adapters.alipay.keys import generate_keypair
+
+    app_private, app_public = generate_keypair()
+    alipay_private, alipay_public = generate_keypair()
+    return {
+        "app_private": app_private,
+        "app_public": app_public,
+        "alipay_private": alipay_private,
+        "alipay_public": alipay_public,
+    }
+
+
 @pytest.fixture
-def make_app(tmp_path, clock, settings_env):
+def make_app(tmp_path, clock, settings_env, dev_keys):
     """Build an app on a database URL (and optional extra environment)."""
     apps = []
+    keys = tmp_path / "instance" / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "app_private.pem").write_text(dev_keys["app_private"])
+    (keys / "sandbox_alipay_private.pem").write_text(dev_keys["alipay_private"])
 
     def _make(database_url: str, **env):
         merged = dict(settings_env, DATABASE_URL=database_url, **env)
@@ -186,3 +205,48 @@ def new_account(client, admin_token):
         return response.get_json()
 
     return _new
+
+
+def _forward_to(app):
+    """A ``responses`` callback handing an outgoing HTTP request to ``app``'s test client."""
+    from urllib.parse import urlsplit
+
+    def callback(prepared):
+        parts = urlsplit(prepared.url)
+        body = prepared.body or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        response = app.test_client().open(
+            parts.path,
+            base_url=f"{parts.scheme}://{parts.netloc}",
+            method=prepared.method,
+            query_string=parts.query,
+            data=body,
+            headers={k: v for k, v in prepared.headers.items() if k.lower() != "content-length"},
+        )
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+        return response.status_code, headers, response.get_data()
+
+    return callback
+
+
+@pytest.fixture
+def alipay_http(app):
+    """Route every outgoing request to http://wallet.test into the app (gateway and sandbox).
+
+    The real gateway client (SDK-signed requests) meets the sandbox's gateway, and the sandbox's
+    notifies meet our notify endpoint, without any network.
+    """
+    import re
+
+    import responses
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for method in ("GET", "POST"):
+            mock.add_callback(method, re.compile(r"http://wallet\.test/.*"), callback=_forward_to(app))
+        yield mock
+
+
+@pytest.fixture
+def sandbox(wallet):
+    return wallet.extras["alipay_sandbox"]

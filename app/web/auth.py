@@ -26,7 +26,11 @@ def current_principal() -> Principal:
 
 
 def require(*roles: str, account_arg: str | None = None):
-    """Allow ``roles``; the ``account`` role only for its own account (the view arg named)."""
+    """Allow ``roles`` (admin always); the ``account`` role only for its own account.
+
+    With ``account_arg`` the account is the named view argument; without it the view must
+    check ownership of what it returns.
+    """
 
     def decorator(view):
         @wraps(view)
@@ -34,8 +38,9 @@ def require(*roles: str, account_arg: str | None = None):
             principal = current_principal()
             if principal.role == "admin":
                 return view(*args, **kwargs)
-            if principal.role == "account" and "account" in roles and account_arg:
-                if kwargs.get(account_arg) == principal.account_id:
+            if principal.role == "account" and "account" in roles:
+                # Without an account in the URL, the view itself checks what the token owns.
+                if account_arg is None or kwargs.get(account_arg) == principal.account_id:
                     return view(*args, **kwargs)
                 raise Forbidden("this token may only use its own account", code="other_account")
             if principal.role in roles and principal.role != "account":

@@ -6,8 +6,12 @@ from flask import Flask
 
 def register_routes(app: Flask) -> None:
     from .api import api
-    from .api import accounts  # noqa: F401 - registers the views on ``api``
+    from .api import accounts, topups  # noqa: F401 - registers the views on ``api``
+    from .alipay import alipay
+    from .checkout import pages
     from .health import health
 
     app.register_blueprint(health)
     app.register_blueprint(api)
+    app.register_blueprint(alipay)
+    app.register_blueprint(pages)

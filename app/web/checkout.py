@@ -1,0 +1,78 @@
+"""The customer's checkout page (QR code, live status) and the result page after paying.
+
+Both are reached by the unguessable ``out_trade_no`` alone, so the billing console can hand the
+checkout URL to a customer's browser; they show an amount and a status, nothing about the account.
+"""
+from __future__ import annotations
+
+import io
+
+import segno
+from flask import Blueprint, abort, current_app, jsonify, render_template
+
+from ..domain.errors import NotFound
+from ..domain.money import format_fen
+from ..services import topups
+
+pages = Blueprint("pages", __name__)
+
+
+def _order(out_trade_no: str):
+    if len(out_trade_no) > 64:
+        abort(404)
+    try:
+        return topups.get_topup(current_app.extensions["wallet"].db, out_trade_no)
+    except NotFound:
+        abort(404)
+
+
+def _status_label(view, now) -> str:
+    if view.status == "pending" and now >= view.expires_at:
+        return "expired"
+    return view.status
+
+
+def qr_svg(data: str) -> str:
+    """Render ``data`` as an inline SVG QR code."""
+    buffer = io.BytesIO()
+    segno.make(data, error="m").save(buffer, kind="svg", scale=5, border=2, xmldecl=False, svgns=True)
+    return buffer.getvalue().decode("utf-8")
+
+
+@pages.get("/checkout/<out_trade_no>")
+def checkout(out_trade_no: str):
+    view = _order(out_trade_no)
+    now = current_app.extensions["wallet"].clock.now()
+    return render_template(
+        "checkout.html",
+        order=view,
+        amount=format_fen(view.amount_fen),
+        status=_status_label(view, now),
+        qr=qr_svg(view.qr_code) if view.qr_code else None,
+        seconds_left=max(0, int((view.expires_at - now).total_seconds())),
+    )
+
+
+@pages.get("/checkout/<out_trade_no>/status")
+def checkout_status(out_trade_no: str):
+    """The status the checkout page polls; a pending order is checked with Alipay now and then."""
+    w = current_app.extensions["wallet"]
+    _order(out_trade_no)
+    view = topups.refresh_topup(w.db, w.clock, w.gateway, w.settings, out_trade_no)
+    return jsonify(status=_status_label(view, w.clock.now()), paid=view.status == "paid")
+
+
+@pages.get("/checkout/<out_trade_no>/result")
+def topup_result(out_trade_no: str):
+    view = _order(out_trade_no)
+    w = current_app.extensions["wallet"]
+    if view.status == "pending":
+        view = topups.refresh_topup(w.db, w.clock, w.gateway, w.settings, out_trade_no)
+    return render_template(
+        "result.html", order=view, amount=format_fen(view.amount_fen), status=_status_label(view, w.clock.now())
+    )
+
+
+@pages.get("/checkout/result")
+def topup_result_unknown():
+    return render_template("result.html", order=None, amount=None, status="unknown")

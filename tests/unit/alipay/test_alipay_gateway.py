@@ -10,7 +10,7 @@ import pytest
 import requests
 import responses
 
-from app.adapters.alipay.beijing import BEIJING, parse_beijing
+from app.adapters.alipay.beijing import parse_beijing
 from app.adapters.alipay.gateway import HttpAlipayGateway, Precreated
 from app.adapters.alipay.signing import request_sign_content, sign, verify
 from app.domain.errors import GatewayError, GatewayRejected, GatewayTimeout

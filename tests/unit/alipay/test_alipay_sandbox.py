@@ -241,7 +241,9 @@ def test_concurrent_payments_of_one_trade_pay_it_once(app_keys, alipay_keys):
 # -- gateway.do refusals -------------------------------------------------------------------
 
 
-def test_request_signed_with_another_key_gets_a_signed_invalid_signature_answer(sandbox, other_keys, alipay_keys):
+def test_request_signed_with_another_key_gets_a_signed_invalid_signature_answer(
+    sandbox, other_keys, alipay_keys
+):
     body = _sdk_request(
         sandbox, other_keys.private_pem, alipay_keys.public_pem, "alipay.trade.query", {"out_trade_no": T}
     )

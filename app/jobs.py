@@ -52,6 +52,12 @@ def _alipay_poll(wallet: Wallet) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
+def _credits_expire(wallet: Wallet) -> str:
+    from .services.expiry import expire_credits
+
+    return expire_credits(wallet.db, wallet.clock).line()
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -61,6 +67,9 @@ def register_job(job: Job) -> None:
 
 
 register_job(Job("ledger-verify", 3600, _ledger_verify, "compare cached balances with the ledger"))
+register_job(
+    Job("credits-expire", 300, _credits_expire, "forfeit coupons and prepaid cards past their validity")
+)
 register_job(Job("alipay-poll", 60, _alipay_poll, "query stale pending top-ups, close expired ones"))
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from ..adapters.db import Database
 from ..adapters.db.models import Account, LedgerEntry, LedgerTransaction
 from ..domain.errors import NotFound
+from .units import SPENDABLE_TOTALS
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class WalletFigures:
 
 # Spendable totals of balance units (coupons, prepaid cards): a function per figure name taking
 # (session, account_id, now) -> fen. The coupon and card services register theirs.
-UNIT_TOTALS: dict[str, object] = {}
+UNIT_TOTALS: dict[str, object] = dict(SPENDABLE_TOTALS)
 
 
 def wallet_figures(db: Database, account_id: str, now: datetime) -> WalletFigures:

@@ -7,6 +7,7 @@ from flask import Flask
 def register_routes(app: Flask) -> None:
     from .api import api
     from .api import accounts, topups  # noqa: F401 - registers the views on ``api``
+    from .api import bills, coupons, prepaid_cards  # noqa: F401 - registers the views on ``api``
     from .alipay import alipay
     from .checkout import pages
     from .health import health

@@ -1,0 +1,146 @@
+"""Prepaid cards: bought with cash (earning a discount coupon by tier), allocated, listed."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..adapters.db import Database
+from ..adapters.db.models import Account, PrepaidCard
+from ..config import Settings
+from ..domain.errors import InsufficientFunds, InvalidInput, NotFound
+from ..domain.tiers import bonus_coupon_fen, check_card_amount
+from . import ledger
+from .clock import Clock
+from .coupons import check_window
+from .ledger import Posting
+from .locks import lock_account
+from .units import card_view, coupon_view, grant_coupon, new_card
+
+log = logging.getLogger(__name__)
+
+
+def buy_prepaid_card(
+    db: Database, clock: Clock, settings: Settings, *, account_id: str, amount_fen: int, actor: str
+) -> dict:
+    """Buy a card with cash; the price becomes invoiceable and may earn a discount coupon.
+
+    Fails with nothing changed when cash is short.
+    """
+    check_card_amount(amount_fen)
+    now = clock.now()
+    expires_at = now + timedelta(days=settings.prepaid_card_validity_days)
+    tiers = [(tier.threshold_fen, tier.coupon_fen) for tier in settings.discount_tiers]
+    with db.transaction() as session:
+        account = lock_account(session, account_id)
+        if account.cash_fen < amount_fen:
+            raise InsufficientFunds(
+                "the cash balance is too low to buy this card", code="insufficient_funds"
+            )
+        card = new_card(
+            session,
+            account,
+            face_value_fen=amount_fen,
+            price_fen=amount_fen,
+            origin="purchase",
+            valid_from=now,
+            expires_at=expires_at,
+            now=now,
+            actor=actor,
+        )
+        ledger.record(
+            session,
+            account,
+            key=f"card-purchase:{card.id}",
+            kind="card_purchase",
+            postings=[
+                Posting("cash", -amount_fen),
+                Posting("invoiceable", amount_fen),
+                Posting("prepaid_card", amount_fen, card),
+            ],
+            now=now,
+            reference=f"prepaid_card:{card.id}",
+            actor=actor,
+        )
+        bonus_fen = bonus_coupon_fen(amount_fen, tiers)
+        bonus = None
+        if bonus_fen:
+            # Keyed by the card, so one purchase can never earn two coupons.
+            bonus = grant_coupon(
+                session,
+                account,
+                kind="discount",
+                face_value_fen=bonus_fen,
+                valid_from=now,
+                expires_at=expires_at,
+                origin="card_bonus",
+                origin_ref=f"prepaid_card:{card.id}",
+                now=now,
+                key=f"card-bonus:{card.id}",
+                actor=actor,
+            )
+        result = {
+            "card": card_view(card, now),
+            "bonus_coupon": coupon_view(bonus, now) if bonus is not None else None,
+        }
+    log.info(
+        "prepaid card bought",
+        extra={"account_id": account_id, "card_id": result["card"]["id"], "amount_fen": amount_fen},
+    )
+    return result
+
+
+def allocate_prepaid_card(
+    db: Database,
+    clock: Clock,
+    *,
+    account_id: str,
+    amount_fen: int,
+    expires_at: datetime,
+    actor: str,
+) -> dict:
+    """Give an account a card (partner or administrator); no cash paid, so nothing invoiceable."""
+    now = clock.now()
+    check_window(now, expires_at, now)
+    with db.transaction() as session:
+        try:
+            account = lock_account(session, account_id)
+        except NotFound as exc:
+            raise InvalidInput(exc.detail, code="unknown_account", field="account_id") from exc
+        card = new_card(
+            session,
+            account,
+            face_value_fen=amount_fen,
+            price_fen=0,
+            origin="allocation",
+            valid_from=now,
+            expires_at=expires_at,
+            now=now,
+            actor=actor,
+        )
+        ledger.record(
+            session,
+            account,
+            key=f"card-grant:{card.id}",
+            kind="card_grant",
+            postings=[Posting("prepaid_card", amount_fen, card)],
+            now=now,
+            reference=f"prepaid_card:{card.id}",
+            actor=actor,
+        )
+        view = card_view(card, now)
+    log.info("prepaid card allocated", extra={"account_id": account_id, "card_id": view["id"]})
+    return view
+
+
+def list_prepaid_cards(db: Database, clock: Clock, account_id: str) -> list[dict]:
+    """Return an account's prepaid cards, oldest first."""
+    now = clock.now()
+    with db.sessions() as session:
+        if session.get(Account, account_id) is None:
+            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        cards = session.execute(
+            select(PrepaidCard).where(PrepaidCard.account_id == account_id).order_by(PrepaidCard.id)
+        ).scalars()
+        return [card_view(card, now) for card in cards]

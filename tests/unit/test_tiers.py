@@ -1,0 +1,44 @@
+"""Prepaid-card amounts and the discount coupon a purchase earns."""
+import pytest
+
+from app.config import DEFAULT_DISCOUNT_TIERS
+from app.domain.errors import InvalidInput
+from app.domain.tiers import bonus_coupon_fen, check_card_amount
+
+TIERS = [(t.threshold_fen, t.coupon_fen) for t in DEFAULT_DISCOUNT_TIERS]
+
+
+def test_purchase_below_the_first_tier_earns_no_coupon():
+    assert bonus_coupon_fen(9_999_00, TIERS) is None
+
+
+def test_purchase_of_10000_earns_a_1000_coupon():
+    assert bonus_coupon_fen(10_000_00, TIERS) == 1_000_00
+
+
+def test_purchase_between_tiers_earns_the_lower_tier_only():
+    assert bonus_coupon_fen(29_900_00, TIERS) == 1_000_00
+
+
+def test_purchase_of_30000_earns_the_5000_coupon_not_both():
+    assert bonus_coupon_fen(30_000_00, TIERS) == 5_000_00
+
+
+def test_purchase_of_100000_or_more_earns_the_highest_tier_once():
+    assert bonus_coupon_fen(250_000_00, TIERS) == 20_000_00
+
+
+def test_tiers_apply_in_any_configured_order():
+    assert bonus_coupon_fen(30_000_00, list(reversed(TIERS))) == 5_000_00
+
+
+@pytest.mark.parametrize("fen", [100_00, 200_00, 10_000_00])
+def test_card_amount_in_whole_hundreds_is_accepted(fen):
+    check_card_amount(fen)
+
+
+@pytest.mark.parametrize("fen", [1, 99_99, 150_00, 100_01, 0])
+def test_card_amount_below_100_or_not_a_multiple_of_100_is_refused(fen):
+    with pytest.raises(InvalidInput) as err:
+        check_card_amount(fen)
+    assert err.value.code == "invalid_card_amount"

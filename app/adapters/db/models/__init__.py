@@ -21,6 +21,7 @@ from .wallet import (
     CouponCode,
     PrepaidCard,
 )
+from .statements import Statement, StatementLine, StatementLineAction
 
 __all__ = [
     "UNIT_MODELS",
@@ -42,4 +43,7 @@ __all__ = [
     "Coupon",
     "CouponCode",
     "PrepaidCard",
+    "Statement",
+    "StatementLine",
+    "StatementLineAction",
 ]

@@ -6,6 +6,7 @@ while refusing DTDs, entity declarations and external references (billion laughs
 """
 from __future__ import annotations
 
+import codecs
 import re
 from xml.sax import SAXException
 from xml.sax.handler import ContentHandler, feature_namespaces
@@ -17,6 +18,9 @@ from .text import reject
 
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 MAX_DEPTH = 64
+# A real CAMT.053 spends 50 bytes or more per element: a 32 MiB file has well under a
+# million. The cap bounds memory for a file of millions of tiny elements.
+MAX_ELEMENTS = 1_000_000
 
 
 class Node:
@@ -68,6 +72,7 @@ class _Builder(ContentHandler):
         self.data = data
         self.stack: list[Node] = []
         self.root: Node | None = None
+        self.count = 0
 
     def _expat(self):
         # xml.sax.expatreader keeps the pyexpat parser here; its positions are exact.
@@ -88,8 +93,11 @@ class _Builder(ContentHandler):
         elif self.root is None:
             self.root = node
         self.stack.append(node)
+        self.count += 1
         if len(self.stack) > MAX_DEPTH:
             raise SAXException(f"elements nested deeper than {MAX_DEPTH}")
+        if self.count > MAX_ELEMENTS:
+            raise SAXException(f"more than {MAX_ELEMENTS} elements")
 
     def endElementNS(self, name, qname):
         node = self.stack.pop()
@@ -128,6 +136,10 @@ def parse(data: bytes) -> tuple[Node, str]:
         raise reject("XML without a root element", 1)
     match = _DECLARED_ENCODING.match(data)
     encoding = match.group(1).decode("ascii") if match else "utf-8"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "utf-8"  # only used to show raw text; expat has read the document
     return builder.root, encoding
 
 

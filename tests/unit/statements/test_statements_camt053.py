@@ -331,3 +331,24 @@ def test_camt_unsupported_version_or_message_is_refused(namespace):
 
 def test_xml_that_is_not_a_statement_is_refused():
     assert rejected(b"<html><body>not a statement</body></html>").line == 1
+
+
+def test_camt_deeply_nested_xml_is_refused():
+    data = camt(entry(extra="<X>" * 100 + "</X>" * 100))
+    assert "deeper" in rejected(data).detail
+
+
+def test_camt_with_too_many_elements_is_refused(monkeypatch):
+    from app.adapters.statements import xml_tree
+
+    monkeypatch.setattr(xml_tree, "MAX_ELEMENTS", 20)
+    assert "elements" in rejected(camt(entry(), entry(), entry())).detail
+
+
+def test_camt_declared_latin1_encoding_is_read():
+    data = camt(entry(details=detail(payer="Müller GmbH", pty=False)), version="02")
+    data = data.decode("utf-8").replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+    data = data.replace("我方公司", "Our Company")
+    (line,) = parse_statement(data.encode("latin-1")).lines
+    assert line.counterparty_name == "Müller GmbH"
+    assert "Müller" in line.raw

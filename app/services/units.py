@@ -48,7 +48,7 @@ def grant_coupon(
         created_at=now,
     )
     session.add(coupon)
-    session.flush([coupon])
+    session.flush()
     ledger.record(
         session,
         account,
@@ -89,7 +89,7 @@ def new_card(
         created_by=actor,
     )
     session.add(card)
-    session.flush([card])
+    session.flush()
     return card
 
 

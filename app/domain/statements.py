@@ -19,7 +19,7 @@ OUT = "out"
 class StatementLine:
     """One transfer read from a statement file; amounts are positive fen with a direction."""
 
-    line_no: int  # 1-based line in the file where the transaction starts (CSV row, `:61:`, <TxDtls>)
+    line_no: int  # 1-based line where it starts in the file (CSV record, `:61:`, <TxDtls>)
     transaction_id: str | None  # the bank's own id, only where it is real and unique per transfer
     booked_at: datetime.date | datetime.datetime
     amount_fen: int  # positive, always

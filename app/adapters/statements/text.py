@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 from app.domain.errors import StatementRejected
 
@@ -12,6 +13,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 # The longest real line seen (ICBC, space-padded cells) is about 500 characters.
 MAX_LINE_CHARS = 16 * 1024
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _EXCEL_MAGIC = (b"\xd0\xcf\x11\xe0", b"PK\x03\x04")
 
 
@@ -44,7 +46,11 @@ def check_bytes(data: bytes) -> None:
     if not body.strip():
         raise reject("the file is empty", 1)
     if data.startswith(_EXCEL_MAGIC):
-        raise reject("this is an Excel workbook, not a text statement; export it as CSV", 1)
+        raise reject(
+            "this is an Excel workbook (or another ZIP/OLE file), not a text statement;"
+            " export it as CSV",
+            1,
+        )
     if data.startswith(b"%PDF"):
         raise reject("this is a PDF document, not a statement file; export it as CSV", 1)
     nul = data.find(b"\x00")
@@ -62,8 +68,19 @@ def decode(data: bytes) -> str:
         data = data[3:]
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    # A UTF-8 file with a damaged byte must not be read as GB18030: that would turn all
+    # its Chinese text into other, wrong characters without an error. GBK text read as
+    # UTF-8 is mostly errors; damaged UTF-8 is mostly good characters.
+    lenient = data.decode("utf-8", errors="replace")
+    damaged = lenient.count("\ufffd")
+    if len(_NON_ASCII.findall(lenient)) - damaged > damaged:
+        raise reject(
+            "invalid UTF-8 (a damaged or truncated file?)",
+            line_of_offset(data, first_bad),
+            data[first_bad : first_bad + 4].hex(" "),
+        )
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError as exc:

@@ -256,7 +256,8 @@ def test_camt_booking_date_time_is_kept():
 
 
 def test_camt_value_date_stands_in_for_a_missing_booking_date():
-    data = camt(entry(status="<Sts><Cd>PDNG</Cd></Sts>", dates="<ValDt><Dt>2026-11-27</Dt></ValDt>"))
+    value_date = "<ValDt><Dt>2026-11-27</Dt></ValDt>"
+    data = camt(entry(status="<Sts><Cd>PDNG</Cd></Sts>", dates=value_date))
     assert parse_statement(data).lines[0].booked_at == datetime.date(2026, 11, 27)
 
 
@@ -311,7 +312,8 @@ def test_camt_billion_laughs_is_refused():
 def test_camt_external_entity_is_refused():
     data = b"""<?xml version="1.0"?>
 <!DOCTYPE Document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>&xxe;</BkToCstmrStmt></Document>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+<BkToCstmrStmt>&xxe;</BkToCstmrStmt></Document>
 """
     assert rejected(data).line == 2
 

@@ -168,3 +168,17 @@ def test_formats_list_names_every_accepted_format():
     assert set(statements.FORMATS) == {
         "auto", "csv", "mt940", "camt053", "icbc", "ccb", "abc", "boc", "bocom", "cmb",
     }
+
+
+def test_utf8_file_with_one_damaged_byte_is_refused_not_read_as_gbk():
+    data = canonical("T1,2026-11-26,1,CNY,上海甲公司,1,充值", "T2,2026-11-26,1,CNY,北京乙公司,2,付款")
+    damaged = data.replace("北京".encode(), b"\xe5\x8c")  # cut in the middle of a character
+    error = refusal(damaged)
+    assert error.line == 3
+    assert "UTF-8" in error.detail
+
+
+def test_utf8_file_truncated_inside_a_character_is_refused():
+    data = canonical("T1,2026-11-26,1,CNY,上海甲公司,1,充值")
+    error = refusal(data.rstrip(b"\n")[:-1])
+    assert error.line == 2

@@ -1,0 +1,111 @@
+"""The customer's pages: the wallet, recharging with Alipay, bank-transfer details."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+
+from ..domain.errors import DomainError, GatewayError, GatewayRejected, InvalidInput
+from ..domain.money import parse_amount
+from ..domain.remittance import display
+from ..services import accounts, topups
+from ..services.coupons import list_coupons
+from ..services.prepaid_cards import list_prepaid_cards
+from ..services.wallet import ledger_page, wallet_figures
+from .page_session import guard
+
+log = logging.getLogger(__name__)
+billing = Blueprint("billing", __name__, url_prefix="/billing")
+guard(billing, roles=("account",), others_to_home=True)
+
+METHODS = ("alipay", "bank_transfer")
+RECENT_ENTRIES = 20
+
+
+def _wallet():
+    return current_app.extensions["wallet"]
+
+
+@billing.get("/")
+def wallet_page():
+    w, account_id = _wallet(), g.principal.account_id
+    account = accounts.get_account(w.db, account_id)
+    figures = wallet_figures(w.db, account_id, w.clock.now())
+    entries, more = ledger_page(w.db, account_id, before_id=None, limit=RECENT_ENTRIES)
+    return render_template(
+        "billing/wallet.html",
+        account=account,
+        remittance_code=display(account.remittance_code),
+        figures=figures,
+        balance_fen=figures.cash_fen - figures.arrears_fen,
+        entries=entries,
+        more_entries=more is not None,
+        coupons=list_coupons(w.db, w.clock, account_id),
+        cards=list_prepaid_cards(w.db, w.clock, account_id),
+    )
+
+
+@billing.get("/recharge")
+def recharge_form():
+    method = request.args.get("method") if request.args.get("method") in METHODS else "alipay"
+    return render_template("billing/recharge.html", amount="", method=method, error=None)
+
+
+@billing.post("/recharge")
+def recharge_submit():
+    amount_text = request.form.get("amount", "")
+    method = request.form.get("method", "")
+
+    def again(error: str, status: int):
+        shown = method if method in METHODS else "alipay"
+        return render_template("billing/recharge.html", amount=amount_text, method=shown, error=error), status
+
+    if method not in METHODS:
+        return again("Choose Alipay or offline bank transfer.", 422)
+    if method == "bank_transfer":
+        if not amount_text:
+            return redirect(url_for(".bank_transfer"))
+        try:
+            parse_amount(amount_text)
+        except InvalidInput as exc:
+            return again(exc.detail, 422)
+        return redirect(url_for(".bank_transfer", amount=amount_text))
+    try:
+        amount_fen = parse_amount(amount_text)
+        w = _wallet()
+        order = topups.create_topup(
+            w.db, w.clock, w.gateway, w.settings, account_id=g.principal.account_id, amount_fen=amount_fen
+        )
+    except InvalidInput as exc:
+        return again(exc.detail, 422)
+    except GatewayRejected:
+        return again("Alipay declined to create this payment. Please try again later or use a bank transfer.", 502)
+    except GatewayError:
+        return again("Alipay cannot be reached right now. Please try again in a minute.", 502)
+    except DomainError as exc:
+        log.warning("page recharge refused", extra={"code": exc.code})
+        return again("The payment could not be created. Please try again.", exc.status)
+    return redirect(url_for("pages.checkout", out_trade_no=order.out_trade_no))
+
+
+@billing.get("/bank-transfer")
+def bank_transfer():
+    w = _wallet()
+    account = accounts.get_account(w.db, g.principal.account_id)
+    amount = request.args.get("amount", "")
+    try:
+        amount_fen = parse_amount(amount) if amount else None
+    except InvalidInput:
+        amount_fen = None
+    return render_template(
+        "billing/bank_transfer.html",
+        settings=w.settings,
+        remittance_code=display(account.remittance_code),
+        amount_fen=amount_fen,
+    )
+
+
+@billing.route("/<path:_rest>", methods=["GET", "POST"])
+def unknown(_rest: str):
+    """Answer unknown billing pages after the sign-in check, so none is visible without one."""
+    abort(404)

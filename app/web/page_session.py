@@ -1,0 +1,117 @@
+"""Browser sessions for the pages: who is signed in, role guards and CSRF tokens.
+
+The session cookie (signed with SECRET_KEY) holds the token's id, role and account and a CSRF
+token; never the API token itself. Every page request re-reads the token, so revoking it ends
+the sessions that were opened with it.
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
+
+from ..services.sessions import session_principal
+from ..services.tokens import Principal
+
+CSRF_FIELD = "csrf_token"
+HOMES = {"account": "/billing/", "finance": "/finance/", "admin": "/finance/"}
+
+
+def start_session(principal: Principal) -> None:
+    """Replace whatever the cookie held with a fresh session for ``principal``."""
+    session.clear()
+    session["token_id"] = principal.token_id
+    session["role"] = principal.role
+    session["account_id"] = principal.account_id
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def end_session() -> None:
+    """Forget the signed-in token."""
+    session.clear()
+
+
+def csrf_token() -> str:
+    """Return this session's CSRF token, creating one for a visitor without a session."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    """Refuse (400) a POST whose form does not carry this session's CSRF token."""
+    if request.method != "POST":
+        return
+    expected = session.get("csrf")
+    sent = request.form.get(CSRF_FIELD, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(400, "The form has expired or did not come from this site. Please try again.")
+
+
+def page_principal() -> Principal | None:
+    """Return the signed-in principal while its token is still valid, else None."""
+    if "principal" in g:
+        return g.principal
+    principal = None
+    token_id = session.get("token_id")
+    if isinstance(token_id, int):
+        found = session_principal(current_app.extensions["wallet"].db, token_id)
+        if found is not None and (found.role, found.account_id) == (session.get("role"), session.get("account_id")):
+            principal = found
+        else:
+            end_session()
+    g.principal = principal
+    return principal
+
+
+def home_for(principal: Principal) -> str:
+    return HOMES.get(principal.role, "/login")
+
+
+def safe_next(target: str | None, principal: Principal) -> str | None:
+    """Return ``target`` when it is a path inside the principal's own area, else None."""
+    if not target or "\\" in target or any(ord(ch) < 33 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target if target.startswith(home_for(principal)) else None
+
+
+def guard(blueprint: Blueprint, *, roles: tuple[str, ...] | None, others_to_home: bool = False) -> None:
+    """Install the sign-in, role and CSRF checks and the page headers on ``blueprint``.
+
+    ``roles`` None: no sign-in needed (the login form). Other roles get 403, or with
+    ``others_to_home`` a redirect to their own home page.
+    """
+
+    @blueprint.before_request
+    def _guard():
+        if roles is not None:
+            principal = page_principal()
+            if principal is None:
+                target = request.path if request.method == "GET" else None
+                return redirect(url_for("login.login_form", next=target))
+            if principal.role not in roles:
+                if others_to_home:
+                    return redirect(home_for(principal))
+                abort(403, "This page is not available to your role.")
+        check_csrf()
+        return None
+
+    @blueprint.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    for status in (400, 403, 404, 405):
+        blueprint.register_error_handler(status, _error_page)
+
+
+def _error_page(exc):
+    return render_template("page_error.html", status=exc.code, title=exc.name, message=exc.description), exc.code

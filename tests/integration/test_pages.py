@@ -1,0 +1,236 @@
+"""The server-rendered pages: sign-in, the wallet, recharging, the finance console."""
+import re
+from datetime import timedelta
+
+import pytest
+import requests
+import responses
+from sqlalchemy import update
+
+from app.adapters.db.models import ApiToken
+from app.domain.remittance import display
+from app.services import ledger
+from tests.integration.test_topups import paid_notify, post_notify
+
+GATEWAY = "http://wallet.test/_sandbox/alipay/gateway.do"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(response) -> str:
+    return CSRF.search(response.get_data(as_text=True)).group(1)
+
+
+def sign_in(client, token: str):
+    form = client.get("/login")
+    return client.post("/login", data={"token": token, "csrf_token": csrf_of(form)})
+
+
+def by_testid(response, name: str) -> str:
+    match = re.search(rf'data-testid="{name}"[^>]*>([^<]*)<', response.get_data(as_text=True))
+    assert match, f"no {name} in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def account(new_account):
+    return new_account("Acme")
+
+
+@pytest.fixture
+def account_client(app, token_for, account):
+    client = app.test_client()
+    assert sign_in(client, token_for("account", account["id"])).headers["Location"] == "/billing/"
+    return client
+
+
+def test_pages_without_a_session_redirect_to_login(client):
+    for path in ("/billing/", "/billing/recharge", "/billing/bank-transfer", "/finance/", "/billing/no-such-page"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login"), path
+    assert client.get("/billing").status_code in (301, 308)
+
+
+def test_login_with_a_wrong_token_shows_the_form_again(client):
+    response = sign_in(client, "wlt_not-a-real-token")
+    assert response.status_code == 401
+    assert "not valid" in by_testid(response, "login-error")
+    assert client.get("/billing/").status_code == 302
+
+
+def test_posts_without_the_csrf_token_are_refused(client, account_client, token_for, account):
+    assert client.post("/login", data={"token": token_for("account", account["id"])}).status_code == 400
+    refused = account_client.post("/billing/recharge", data={"amount": "1.00", "method": "alipay", "csrf_token": "x"})
+    assert refused.status_code == 400
+    assert account_client.post("/logout").status_code == 400
+
+
+def test_session_cookie_never_holds_the_token(app, token_for, account):
+    client = app.test_client()
+    token = token_for("account", account["id"])
+    response = sign_in(client, token)
+    cookie = response.headers["Set-Cookie"]
+    assert token not in cookie and token[4:20] not in cookie
+    with client.session_transaction() as session:
+        assert set(session) == {"token_id", "role", "account_id", "csrf"}
+
+
+def test_account_sees_its_wallet_with_cash_and_remittance_code(account_client, wallet, account):
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.credit_topup(session, acc, amount_fen=12345, key="t:1", kind="topup_alipay",
+                            now=wallet.clock.now(), reference="T1", memo="")
+    page = account_client.get("/billing/")
+    assert page.status_code == 200
+    assert by_testid(page, "cash-balance") == "123.45"
+    assert display(account["remittance_code"]) in page.get_data(as_text=True)
+    assert "topup alipay" in page.get_data(as_text=True)
+
+
+def test_arrears_show_as_a_negative_balance(account_client, wallet, account):
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.record(session, acc, key="bill:x", kind="bill", now=wallet.clock.now(),
+                      postings=[ledger.Posting("arrears", 3000)])
+    page = account_client.get("/billing/")
+    assert by_testid(page, "cash-balance") == "-30.00"
+    assert "30.00" in by_testid(page, "arrears")
+
+
+def test_coupons_and_cards_are_listed(account_client, wallet, account):
+    from app.services.coupons import allocate_coupon
+    from app.services.prepaid_cards import allocate_prepaid_card
+
+    now = wallet.clock.now()
+    allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=5000,
+                    valid_from=now, expires_at=now + timedelta(days=30), actor="test")
+    allocate_prepaid_card(wallet.db, wallet.clock, account_id=account["id"], amount_fen=10000,
+                          expires_at=now + timedelta(days=365), actor="test")
+    page = account_client.get("/billing/")
+    assert by_testid(page, "regular-coupons") == "50.00"
+    assert by_testid(page, "prepaid-cards") == "100.00"
+    html = page.get_data(as_text=True)
+    assert 'data-testid="coupons"' in html and 'data-testid="prepaid-card-list"' in html
+
+
+@pytest.mark.parametrize("amount", ["1e2", "-5.00", "0.00", "100.001", " 100", "", "NaN", "200000000.00"])
+def test_bad_recharge_amounts_show_the_error_in_the_form(account_client, amount):
+    form = account_client.get("/billing/recharge")
+    response = account_client.post(
+        "/billing/recharge", data={"amount": amount, "method": "alipay", "csrf_token": csrf_of(form)}
+    )
+    assert response.status_code == 422
+    assert by_testid(response, "recharge-error")
+
+
+def test_unknown_method_is_refused_in_the_form(account_client):
+    form = account_client.get("/billing/recharge")
+    response = account_client.post(
+        "/billing/recharge", data={"amount": "1.00", "method": "bitcoin", "csrf_token": csrf_of(form)}
+    )
+    assert response.status_code == 422 and by_testid(response, "recharge-error")
+
+
+def test_alipay_recharge_leads_to_the_checkout_page(account_client, alipay_http):
+    form = account_client.get("/billing/recharge")
+    response = account_client.post(
+        "/billing/recharge", data={"amount": "100.00", "method": "alipay", "csrf_token": csrf_of(form)}
+    )
+    assert response.status_code == 302
+    assert re.fullmatch(r"/checkout/T\w+", response.headers["Location"])
+    checkout = account_client.get(response.headers["Location"])
+    assert by_testid(checkout, "topup-status") == "pending"
+    assert 'data-testid="qr-code"' in checkout.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [requests.exceptions.ConnectionError("down"), requests.exceptions.ReadTimeout("slow")],
+)
+def test_gateway_failure_shows_a_friendly_error(account_client, answer):
+    form = account_client.get("/billing/recharge")
+    with responses.RequestsMock() as mock:
+        mock.add("POST", GATEWAY, body=answer)
+        response = account_client.post(
+            "/billing/recharge", data={"amount": "100.00", "method": "alipay", "csrf_token": csrf_of(form)}
+        )
+    assert response.status_code == 502
+    assert "Alipay cannot be reached" in by_testid(response, "recharge-error")
+
+
+def test_gateway_refusal_shows_a_friendly_error(account_client, sandbox):
+    from tests.integration.test_topup_failures import signed_response
+
+    body = signed_response(sandbox, {"code": "40004", "msg": "Business Failed",
+                                     "sub_code": "ACQ.TOTAL_FEE_EXCEED", "sub_msg": "limit"})
+    form = account_client.get("/billing/recharge")
+    with responses.RequestsMock() as mock:
+        mock.add("POST", GATEWAY, body=body)
+        response = account_client.post(
+            "/billing/recharge", data={"amount": "100.00", "method": "alipay", "csrf_token": csrf_of(form)}
+        )
+    assert response.status_code == 502
+    assert "declined" in by_testid(response, "recharge-error")
+
+
+def test_bank_transfer_shows_the_account_and_the_remittance_code(account_client, wallet, account):
+    form = account_client.get("/billing/recharge")
+    response = account_client.post(
+        "/billing/recharge", data={"amount": "500", "method": "bank_transfer", "csrf_token": csrf_of(form)}
+    )
+    page = account_client.get(response.headers["Location"])
+    assert by_testid(page, "remittance-code") == display(account["remittance_code"])
+    assert by_testid(page, "bank-account-number") == wallet.settings.bank_account_number
+    assert by_testid(page, "transfer-amount") == "500.00"
+    assert "memo" in page.get_data(as_text=True)
+
+
+def test_finance_sees_notifies_needing_review_newest_first(app, client, wallet, token_for, account, alipay_http, sandbox):
+    account_token = token_for("account", account["id"])
+    from tests.integration.test_topups import create_topup
+
+    order = create_topup(client, account, account_token)
+    post_notify(client, paid_notify(wallet, sandbox, order, total_amount="99.99"))
+    wallet.clock.advance(minutes=1)
+    post_notify(client, paid_notify(wallet, sandbox, order, app_id="2099000000000000"))
+    finance = app.test_client()
+    assert sign_in(finance, token_for("finance")).headers["Location"] == "/finance/"
+    html = finance.get("/finance/").get_data(as_text=True)
+    assert html.index("rejected_app_id") < html.index("rejected_amount")
+    assert order["out_trade_no"] in html
+
+
+def test_account_token_gets_403_on_the_finance_console(account_client):
+    response = account_client.get("/finance/")
+    assert response.status_code == 403
+
+
+def test_finance_and_admin_are_sent_from_billing_to_their_console(app, token_for, admin_token):
+    for token in (token_for("finance"), admin_token):
+        client = app.test_client()
+        sign_in(client, token)
+        assert client.get("/billing/").headers["Location"] == "/finance/"
+        assert client.get("/finance/").status_code == 200
+
+
+def test_login_returns_to_the_page_asked_for_but_never_elsewhere(app, token_for, account):
+    token = token_for("account", account["id"])
+    for target, expected in (("/billing/recharge", "/billing/recharge"), ("//evil.example/billing/", "/billing/"),
+                             ("https://evil.example/", "/billing/"), ("/finance/", "/billing/")):
+        client = app.test_client()
+        form = client.get("/login", query_string={"next": target})
+        response = client.post("/login", data={"token": token, "next": target, "csrf_token": csrf_of(form)})
+        assert response.headers["Location"] == expected, target
+
+
+def test_revoking_the_token_ends_its_page_sessions(account_client, wallet):
+    assert account_client.get("/billing/").status_code == 200
+    with wallet.db.transaction() as session:
+        session.execute(update(ApiToken).values(revoked_at=wallet.clock.now()))
+    assert account_client.get("/billing/").headers["Location"].startswith("/login")
+
+
+def test_logout_ends_the_session(account_client):
+    page = account_client.get("/billing/")
+    assert account_client.post("/logout", data={"csrf_token": csrf_of(page)}).headers["Location"] == "/login"
+    assert account_client.get("/billing/").status_code == 302

@@ -1,12 +1,17 @@
 """A doubtful file is refused whole, naming the line (header counted) and the value."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.adapters import statements
 from app.adapters.statements import canonical_csv, parse_statement, text
 from app.domain.errors import StatementRejected
 
+DATA = Path(__file__).resolve().parents[2] / "data" / "statements"
 HEADER = "transaction_id,booked_at,amount,currency,counterparty_name,counterparty_account,memo"
 
 
@@ -182,3 +187,31 @@ def test_utf8_file_truncated_inside_a_character_is_refused():
     data = canonical("T1,2026-11-26,1,CNY,上海甲公司,1,充值")
     error = refusal(data.rstrip(b"\n")[:-1])
     assert error.line == 2
+
+
+_SAMPLES = [
+    "canonical.csv", "icbc-debit-v2.csv", "cmb-debit.csv", "ccb-corporate.csv",
+    "cmxl-mt940.sta", "rabobank-iban.sta", "oca-test-camt053.xml",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_SAMPLES),
+    st.lists(st.tuples(st.floats(0, 1), st.binary(max_size=4), st.integers(0, 20)), max_size=4),
+)
+def test_damaged_files_are_read_or_refused_with_a_line_never_crash(name, edits):
+    data = bytearray((DATA / name).read_bytes())
+    for where, insert, cut in edits:
+        at = int(where * len(data))
+        data[at : at + cut] = insert
+    try:
+        statement = parse_statement(bytes(data))
+    except StatementRejected as error:
+        assert error.line is not None, error.detail
+        assert "could not be read" not in error.detail  # the catch-all means a parser bug
+        return
+    for line in statement.lines:
+        assert line.amount_fen > 0
+        assert line.direction in ("in", "out")
+        assert line.line_no >= 1

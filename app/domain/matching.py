@@ -1,0 +1,195 @@
+"""Reconciliation rules: which account an incoming bank line pays, if any. Pure.
+
+A line is matched only by a remittance code that was actually issued, found in its memo or
+structured reference (case, spaces, hyphens and full-width characters do not matter). A code
+one edit away from exactly one issued code, or a payer account seen before on a confirmed
+match to exactly one account, makes a suggestion for finance; it never credits anything.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .remittance import ALPHABET, CODE_LENGTH, normalize_text
+from .statements import IN
+
+CNY = "CNY"
+MATCHED = "matched"
+SUGGESTED = "suggested"
+UNMATCHED = "unmatched"
+IGNORED = "ignored"
+EXCEPTION = "exception"
+
+# Codes hide in runs of alphabet characters once the text is normalised; anything else
+# (CJK, punctuation, 0/O/1/I) ends a run. A run shorter than a code minus one holds nothing.
+_RUN = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH - 1},}}")
+
+
+@dataclass(frozen=True)
+class LineFacts:
+    """What the rules read of a statement line."""
+
+    booked: bool
+    reversal: bool
+    direction: str
+    currency: str
+    memo: str
+    reference: str
+    counterparty_account: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str
+    account_id: str | None = None  # set only when matched
+    suggested_account_id: str | None = None
+    reason: str = ""
+
+
+class CodeIndex:
+    """The issued codes (code -> account id) and their single-deletion neighbourhood.
+
+    The neighbourhood maps every string made by deleting one character of an issued code to
+    those codes (SymSpell): a near miss is then found by a few dictionary lookups per text
+    window instead of generating every substitution of every window.
+    """
+
+    def __init__(self, codes: Mapping[str, str]):
+        self.accounts: dict[str, str] = dict(codes)
+        deletions: dict[str, set[str]] = {}
+        for code in self.accounts:
+            for i in range(len(code)):
+                deletions.setdefault(code[:i] + code[i + 1 :], set()).add(code)
+        self.deletions: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in deletions.items()}
+
+    def exact(self, runs: list[str]) -> set[str]:
+        """Return the issued codes standing in the runs."""
+        accounts, found = self.accounts, set()
+        for run in runs:
+            for i in range(len(run) - CODE_LENGTH + 1):
+                window = run[i : i + CODE_LENGTH]
+                if window in accounts:
+                    found.add(window)
+        return found
+
+    def near(self, runs: list[str]) -> set[str]:
+        """Return the issued codes one substitution, insertion or deletion from a window."""
+        accounts, deletions, found = self.accounts, self.deletions, set()
+        for run in runs:
+            for i in range(len(run) - CODE_LENGTH + 2):
+                # A character dropped: the window is one of a code's deletions.
+                short = run[i : i + CODE_LENGTH - 1]
+                found.update(deletions.get(short, ()))
+                if i + CODE_LENGTH <= len(run):
+                    # A character replaced: a deletion of the window meets a deletion of the
+                    # code at the same position.
+                    window = run[i : i + CODE_LENGTH]
+                    for j in range(CODE_LENGTH):
+                        for code in deletions.get(window[:j] + window[j + 1 :], ()):
+                            if _one_substitution(window, code):
+                                found.add(code)
+                if i + CODE_LENGTH + 1 <= len(run):
+                    # A character added: deleting one character of the window gives a code.
+                    long = run[i : i + CODE_LENGTH + 1]
+                    for j in range(CODE_LENGTH + 1):
+                        candidate = long[:j] + long[j + 1 :]
+                        if candidate in accounts:
+                            found.add(candidate)
+        return found
+
+
+def _one_substitution(a: str, b: str) -> bool:
+    return sum(x != y for x, y in zip(a, b)) == 1
+
+
+class PayerIndex:
+    """Payer bank accounts seen on confirmed matches, and the one account each paid for."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
+        self._accounts: dict[str, str | None] = {}
+        for payer, account_id in pairs:
+            self.learn(payer, account_id)
+
+    def learn(self, payer: str, account_id: str) -> None:
+        """Record a confirmed match; a payer seen for two accounts identifies neither."""
+        key = _payer_key(payer)
+        if not key:
+            return
+        known = self._accounts.get(key, account_id)
+        self._accounts[key] = account_id if known == account_id else None
+
+    def account_for(self, payer: str) -> str | None:
+        """Return the one account this payer paid for, or None."""
+        key = _payer_key(payer)
+        return self._accounts.get(key) if key else None
+
+
+def _payer_key(payer: str) -> str:
+    # A masked number (1234****9876, as personal exports print them) names no single payer.
+    return "" if "*" in payer else normalize_text(payer)
+
+
+def code_runs(*texts: str) -> list[str]:
+    """Return the runs of code characters in the texts, normalised for code search."""
+    runs: list[str] = []
+    for text in texts:
+        if text:
+            runs.extend(_RUN.findall(normalize_text(text)))
+    return runs
+
+
+def classify(line: LineFacts, codes: CodeIndex, payers: PayerIndex) -> Decision:
+    """Decide what one statement line is: matched, suggested, unmatched, ignored or exception."""
+    if not line.booked:
+        return Decision(IGNORED, reason="not booked by the bank (pending)")
+    if line.reversal:
+        return Decision(EXCEPTION, reason="a reversal by the bank; finance decides")
+    if line.direction != IN:
+        return Decision(IGNORED, reason="outgoing transfer")
+    runs = code_runs(line.memo, line.reference)
+    found = codes.exact(runs) if runs else set()
+    if line.currency != CNY:
+        reason = f"currency {line.currency} is not CNY; never credited automatically"
+        if len(found) == 1:
+            code = found.pop()
+            reason += f" (remittance code {code} of account {codes.accounts[code]})"
+        return Decision(EXCEPTION, reason=reason)
+    if len(found) == 1:
+        code = found.pop()
+        return Decision(MATCHED, account_id=codes.accounts[code], reason=f"remittance code {code}")
+    if found:
+        return Decision(UNMATCHED, reason="several remittance codes: " + ", ".join(sorted(found)))
+    near = codes.near(runs) if runs else set()
+    if len(near) == 1:
+        code = near.pop()
+        return Decision(
+            SUGGESTED,
+            suggested_account_id=codes.accounts[code],
+            reason=f"one character away from remittance code {code}",
+        )
+    payer = payers.account_for(line.counterparty_account)
+    if payer is not None:
+        return Decision(
+            SUGGESTED,
+            suggested_account_id=payer,
+            reason="payer account seen on an earlier match to this account",
+        )
+    if near:
+        return Decision(
+            UNMATCHED, reason="one character away from several codes: " + ", ".join(sorted(near))
+        )
+    return Decision(UNMATCHED, reason="no remittance code found")
+
+
+def classify_all(
+    lines: Iterable[LineFacts], codes: CodeIndex, payers: PayerIndex
+) -> list[Decision]:
+    """Classify lines in order; a match teaches ``payers`` for the lines after it."""
+    decisions = []
+    for line in lines:
+        decision = classify(line, codes, payers)
+        if decision.status == MATCHED and line.counterparty_account:
+            payers.learn(line.counterparty_account, decision.account_id)
+        decisions.append(decision)
+    return decisions

@@ -6,13 +6,15 @@ lock only keeps the cached balances consistent with the entries.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..adapters.db.bulk import insert_ignoring_conflicts
 from ..adapters.db.models import UNIT_MODELS, Account, LedgerEntry, LedgerTransaction
 from ..domain.errors import InsufficientFunds, NotFound
 from ..domain.topup import TopupSplit, split_topup
@@ -96,8 +98,7 @@ def record(
         entries.append(
             LedgerEntry(
                 transaction_id=txn.id,
-                idempotency_key=f"{key}/{index}:{posting.bucket}"
-                + (f":{unit_id}" if unit_id is not None else ""),
+                idempotency_key=_entry_key(key, index, posting.bucket, unit_id),
                 account_id=account.id,
                 bucket=posting.bucket,
                 unit_id=unit_id,
@@ -108,6 +109,10 @@ def record(
         )
     session.add_all(entries)
     return txn
+
+
+def _entry_key(key: str, index: int, bucket: str, unit_id: int | None) -> str:
+    return f"{key}/{index}:{bucket}" + (f":{unit_id}" if unit_id is not None else "")
 
 
 def _apply(account: Account, posting: Posting) -> int:
@@ -154,13 +159,147 @@ def credit_topup(
         reference=reference,
         memo=memo,
         actor=actor,
-        postings=[
-            Posting("arrears", -split.arrears_paid_fen),
-            Posting("invoiceable", split.arrears_paid_fen),
-            Posting("cash", split.cash_fen),
-        ],
+        postings=_topup_postings(split),
     )
     return split
+
+
+def _topup_postings(split: TopupSplit) -> list[Posting]:
+    return [
+        Posting("arrears", -split.arrears_paid_fen),
+        Posting("invoiceable", split.arrears_paid_fen),
+        Posting("cash", split.cash_fen),
+    ]
+
+
+@dataclass(frozen=True)
+class TopupCredit:
+    """One top-up for ``credit_topups_bulk``."""
+
+    account_id: str
+    amount_fen: int
+    key: str
+    reference: str = ""
+    memo: str = ""
+
+
+# Bound parameters per statement stay far below PostgreSQL's 65,535.
+_LOCK_CHUNK = 5000
+
+
+def credit_topups_bulk(
+    session: Session,
+    credits: Sequence[TopupCredit],
+    *,
+    kind: str,
+    now: datetime,
+    actor: str = "",
+) -> set[str]:
+    """Credit many top-ups with a few set-based statements; return the keys credited now.
+
+    Each credit is booked as ``credit_topup`` would book it, in the order given: arrears are
+    paid off first (and become invoiceable), the rest is cash; its transaction and entries
+    carry its own idempotency key, and a key recorded before is skipped (exactly once). The
+    touched accounts are locked in id order by one ``SELECT ... FOR NO KEY UPDATE`` and their
+    balances written once each. The session must hold no ORM copies of these accounts: the
+    balance update goes around the identity map.
+    """
+    if not credits:
+        return set()
+    keys = [credit.key for credit in credits]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a bulk credit names one idempotency key twice")
+    balances = _lock_balances(session, sorted({credit.account_id for credit in credits}))
+
+    txns = LedgerTransaction.__table__
+    inserted = session.execute(
+        insert_ignoring_conflicts(session, txns, ["idempotency_key"]).returning(
+            txns.c.idempotency_key, txns.c.id
+        ),
+        [
+            {
+                "idempotency_key": credit.key,
+                "account_id": credit.account_id,
+                "kind": kind,
+                "reference": credit.reference,
+                "memo": credit.memo,
+                "actor": actor,
+                "created_at": now,
+            }
+            for credit in credits
+        ],
+    )
+    txn_ids = dict(inserted.all())
+
+    entries = []
+    for credit in credits:
+        txn_id = txn_ids.get(credit.key)
+        if txn_id is None:
+            continue  # recorded before: nothing moves again
+        balance = balances[credit.account_id]
+        split = split_topup(credit.amount_fen, balance["arrears"])
+        postings = [p for p in _topup_postings(split) if p.amount_fen]
+        for index, posting in enumerate(postings):
+            balance[posting.bucket] += posting.amount_fen
+            entries.append(
+                {
+                    "transaction_id": txn_id,
+                    "idempotency_key": _entry_key(credit.key, index, posting.bucket, None),
+                    "account_id": credit.account_id,
+                    "bucket": posting.bucket,
+                    "unit_id": None,
+                    "amount_fen": posting.amount_fen,
+                    "balance_after_fen": balance[posting.bucket],
+                    "created_at": now,
+                }
+            )
+    if entries:
+        session.execute(insert(LedgerEntry.__table__), entries)
+        accounts = Account.__table__
+        touched = {entry["account_id"] for entry in entries}
+        session.execute(
+            update(accounts)
+            .where(accounts.c.id == bindparam("b_id"))
+            .values(
+                cash_fen=bindparam("b_cash"),
+                arrears_fen=bindparam("b_arrears"),
+                invoiceable_fen=bindparam("b_invoiceable"),
+            ),
+            [
+                {
+                    "b_id": account_id,
+                    "b_cash": balances[account_id]["cash"],
+                    "b_arrears": balances[account_id]["arrears"],
+                    "b_invoiceable": balances[account_id]["invoiceable"],
+                }
+                for account_id in sorted(touched)
+            ],
+        )
+    return set(txn_ids)
+
+
+def _lock_balances(session: Session, account_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Lock accounts in id order and return their account-level balances by bucket."""
+    accounts = Account.__table__
+    c = accounts.c
+    columns = (c.id, c.cash_fen, c.arrears_fen, c.invoiceable_fen)
+    balances: dict[str, dict[str, int]] = {}
+    for start in range(0, len(account_ids), _LOCK_CHUNK):
+        rows = session.execute(
+            select(*columns)
+            .where(accounts.c.id.in_(account_ids[start : start + _LOCK_CHUNK]))
+            .order_by(accounts.c.id)
+            # FOR NO KEY UPDATE: the balance update changes no key, and this mode does not
+            # conflict with the KEY SHARE locks that foreign-key checks take, so an import
+            # inserting lines that reference these accounts cannot deadlock against it.
+            .with_for_update(key_share=True)
+        )
+        for account_id, cash, arrears, invoiceable in rows:
+            balances[account_id] = {"cash": cash, "arrears": arrears, "invoiceable": invoiceable}
+    missing = sorted(set(account_ids) - balances.keys())
+    if missing:
+        raise NotFound(f"account {missing[0]} does not exist", code="account_not_found")
+    return balances
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,18 @@ def _credits_expire(wallet: Wallet) -> str:
     return expire_credits(wallet.db, wallet.clock).line()
 
 
+def _statements_import(wallet: Wallet) -> str:
+    from .services.reconcile import reconcile
+    from .services.statement_inbox import import_inbox
+
+    files = import_inbox(wallet.db, wallet.clock, wallet.settings.statement_inbox)
+    lines = reconcile(wallet.db, wallet.clock)
+    return ", ".join(
+        [f"files {name} {count}" for name, count in files.items()]
+        + [f"lines {name} {count}" for name, count in lines.items()]
+    )
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -71,6 +83,9 @@ register_job(
     Job("credits-expire", 300, _credits_expire, "forfeit coupons and prepaid cards past their validity")
 )
 register_job(Job("alipay-poll", 60, _alipay_poll, "query stale pending top-ups, close expired ones"))
+register_job(
+    Job("statements-import", 300, _statements_import, "import the statement inbox, then reconcile")
+)
 
 
 def holder_name() -> str:

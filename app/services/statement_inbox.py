@@ -1,0 +1,103 @@
+"""The statement inbox: import every file dropped in a folder, then file it away.
+
+Imported files (new or seen before) move to ``processed/``; refused ones to ``failed/``
+with the reason in ``<name>.reason.txt`` beside them. A file that another runner moved
+first is skipped: the database, not the folder, makes each file count once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..adapters.db import Database
+from ..domain.errors import StatementRejected
+from .clock import Clock
+from .statement_import import MAX_STATEMENT_BYTES, import_statement
+
+log = logging.getLogger(__name__)
+
+PROCESSED = "processed"
+FAILED = "failed"
+# A file younger than this may still be being copied in; it waits for the next run.
+SETTLE_SECONDS = 10.0
+_PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+
+
+def import_inbox(
+    db: Database,
+    clock: Clock,
+    inbox: Path,
+    *,
+    actor: str = "inbox",
+    settle_seconds: float = SETTLE_SECONDS,
+) -> dict[str, int]:
+    """Import each settled file of ``inbox``; return counts of what happened."""
+    counts: Counter[str] = Counter(imported=0, duplicate=0, failed=0, errors=0, lines_new=0)
+    if not inbox.is_dir():
+        return dict(counts)
+    processed, failed = inbox / PROCESSED, inbox / FAILED
+    processed.mkdir(exist_ok=True)
+    failed.mkdir(exist_ok=True)
+    for path in _waiting_files(inbox, settle_seconds):
+        try:
+            if path.stat().st_size > MAX_STATEMENT_BYTES:
+                raise StatementRejected(
+                    f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB", line=1
+                )
+            data = path.read_bytes()
+            result = import_statement(db, clock, data=data, filename=path.name, actor=actor)
+        except FileNotFoundError:
+            continue  # another runner took it
+        except StatementRejected as exc:
+            target = _move(path, failed)
+            if target is not None:
+                target.with_name(target.name + ".reason.txt").write_text(
+                    exc.detail + "\n", encoding="utf-8"
+                )
+                counts["failed"] += 1
+                log.warning(
+                    "inbox statement refused", extra={"file": path.name, "detail": exc.detail}
+                )
+            continue
+        except Exception:  # noqa: BLE001 - one file's trouble must not block the others
+            counts["errors"] += 1
+            log.exception(
+                "inbox statement not imported; left for the next run", extra={"file": path.name}
+            )
+            continue
+        _move(path, processed)
+        counts["imported" if result.created else "duplicate"] += 1
+        counts["lines_new"] += result.lines_new
+    return dict(counts)
+
+
+def _waiting_files(inbox: Path, settle_seconds: float) -> list[Path]:
+    # File ages are measured on the file system's clock, not the service's.
+    cutoff = time.time() - settle_seconds
+    waiting = []
+    for path in sorted(inbox.iterdir()):
+        if path.name.startswith(".") or path.name.endswith(_PARTIAL_SUFFIXES):
+            continue
+        try:
+            if path.is_file() and path.stat().st_mtime <= cutoff:
+                waiting.append(path)
+        except FileNotFoundError:
+            continue
+    return waiting
+
+
+def _move(path: Path, folder: Path) -> Path | None:
+    """Move ``path`` into ``folder`` without overwriting; None if it is gone already."""
+    target = folder / path.name
+    number = 0
+    while target.exists() or target.with_name(target.name + ".reason.txt").exists():
+        number += 1
+        target = folder / f"{path.stem}.{number}{path.suffix}"
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    return target

@@ -1,0 +1,82 @@
+"""The statements-import job: the inbox folder, on SQLite and PostgreSQL."""
+import os
+import time
+
+import pytest
+
+from app.jobs import run_job
+from tests.integration.statement_helpers import (
+    assert_ledger_clean,
+    balances,
+    csv_file,
+    row,
+    stored_counts,
+)
+
+
+@pytest.fixture
+def payer(new_account):
+    return new_account("Payer Co")
+
+
+@pytest.fixture
+def inbox(wallet):
+    folder = wallet.settings.statement_inbox
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def drop(inbox, name, data, *, age_seconds=60):
+    path = inbox / name
+    path.write_bytes(data)
+    then = time.time() - age_seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_inbox_job_imports_reconciles_and_files_each_statement_away(inbox, wallet, payer):
+    drop(inbox, "nov.csv", csv_file(row(payer["remittance_code"], "100.00")))
+    drop(inbox, "broken.csv", csv_file(row("ok"), row("sub-fen", "1.005")))
+    summary = run_job(wallet, "statements-import")
+    assert "files imported 1" in summary and "files failed 1" in summary
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == []
+    assert (inbox / "processed" / "nov.csv").exists()
+    assert (inbox / "failed" / "broken.csv").exists()
+    reason = (inbox / "failed" / "broken.csv.reason.txt").read_text(encoding="utf-8")
+    assert reason.startswith("line 3:") and "1.005" in reason
+    assert balances(wallet, payer["id"])[0] == 100_00
+    assert stored_counts(wallet) == (1, 1)
+    assert_ledger_clean(wallet)
+
+
+def test_same_file_dropped_again_is_filed_but_adds_nothing(inbox, wallet, payer):
+    data = csv_file(row(payer["remittance_code"], "100.00"))
+    drop(inbox, "nov.csv", data)
+    run_job(wallet, "statements-import")
+    drop(inbox, "nov.csv", data)
+    wallet.clock.advance(minutes=5)  # a later run: the frozen clock would name the same slot
+    summary = run_job(wallet, "statements-import")
+    assert "files duplicate 1" in summary
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["nov.1.csv", "nov.csv"]
+    assert balances(wallet, payer["id"])[0] == 100_00
+    assert stored_counts(wallet) == (1, 1)
+
+
+def test_inbox_leaves_a_file_that_may_still_be_being_written(inbox, wallet, payer):
+    drop(inbox, "fresh.csv", csv_file(row(payer["remittance_code"])), age_seconds=0)
+    drop(inbox, "upload.csv.part", csv_file(row(payer["remittance_code"])))
+    run_job(wallet, "statements-import")
+    assert (inbox / "fresh.csv").exists() and (inbox / "upload.csv.part").exists()
+    assert stored_counts(wallet) == (0, 0)
+
+
+def test_inbox_job_runs_from_the_cli(app, inbox, wallet, payer):
+    drop(inbox, "nov.csv", csv_file(row(payer["remittance_code"], "5.00")))
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "statements-import"])
+    assert result.exit_code == 0, result.output
+    assert "files imported 1" in result.output and "lines matched" in result.output
+    assert balances(wallet, payer["id"])[0] == 5_00
+
+
+def test_missing_inbox_is_not_an_error(wallet):
+    assert "files imported 0" in run_job(wallet, "statements-import")

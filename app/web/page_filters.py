@@ -10,6 +10,25 @@ from .page_session import CSRF_FIELD, csrf_token
 
 BEIJING = timezone(timedelta(hours=8))
 
+# What ledger transaction kinds and buckets are called on the pages; others show as written.
+LABELS = {
+    "topup_alipay": "Alipay top-up",
+    "topup_bank": "Bank transfer",
+    "topup_bank_reversal": "Bank transfer reversed",
+    "bill": "Bill",
+    "card_purchase": "Prepaid card purchase",
+    "card_grant": "Prepaid card allocated",
+    "coupon_grant": "Coupon allocated",
+    "expiry": "Expired",
+    "cash": "Cash",
+    "arrears": "Arrears",
+    "coupon": "Coupon",
+    "regular_coupon": "Regular coupon",
+    "discount_coupon": "Discount coupon",
+    "prepaid_card": "Prepaid card",
+    "invoiceable": "Invoiceable",
+}
+
 page_filters = Blueprint("page_filters", __name__)
 
 
@@ -17,6 +36,12 @@ page_filters = Blueprint("page_filters", __name__)
 def money(fen: int) -> str:
     """Format fen as ``"100.00"``."""
     return format_fen(fen)
+
+
+@page_filters.app_template_filter("label")
+def label(name: str) -> str:
+    """Name a ledger kind or bucket for people."""
+    return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 @page_filters.app_template_filter("beijing")

@@ -84,7 +84,7 @@ def test_account_sees_its_wallet_with_cash_and_remittance_code(account_client, w
     assert page.status_code == 200
     assert by_testid(page, "cash-balance") == "123.45"
     assert display(account["remittance_code"]) in page.get_data(as_text=True)
-    assert "topup alipay" in page.get_data(as_text=True)
+    assert "Alipay top-up" in page.get_data(as_text=True)
 
 
 def test_arrears_show_as_a_negative_balance(account_client, wallet, account):

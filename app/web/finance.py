@@ -1,19 +1,39 @@
-"""The finance console: what needs a person's review."""
+"""The finance console: what needs a person's review, and the bank statement lines by status."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 
 from ..services.finance_console import notifies_for_review
+from ..services.reconcile import STATUSES
+from ..services.statement_lines import list_lines
 from .page_session import guard
 
 finance = Blueprint("finance", __name__, url_prefix="/finance")
 guard(finance, roles=("finance", "admin"))
 
+LINES_PER_PAGE = 100
+
+
+def _after() -> int | None:
+    raw = request.args.get("after", "")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
 
 @finance.get("/")
 def console():
-    notifies, notifies_total = notifies_for_review(current_app.extensions["wallet"].db)
-    return render_template("finance/console.html", notifies=notifies, notifies_total=notifies_total)
+    db = current_app.extensions["wallet"].db
+    status = request.args.get("status") if request.args.get("status") in STATUSES else "unmatched"
+    notifies, notifies_total = notifies_for_review(db)
+    lines, next_after = list_lines(db, status=status, after_id=_after(), limit=LINES_PER_PAGE)
+    return render_template(
+        "finance/console.html",
+        notifies=notifies,
+        notifies_total=notifies_total,
+        statuses=STATUSES,
+        status=status,
+        lines=lines,
+        next_after=next_after,
+    )
 
 
 @finance.route("/<path:_rest>", methods=["GET", "POST"])

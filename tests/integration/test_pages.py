@@ -234,3 +234,19 @@ def test_logout_ends_the_session(account_client):
     page = account_client.get("/billing/")
     assert account_client.post("/logout", data={"csrf_token": csrf_of(page)}).headers["Location"] == "/login"
     assert account_client.get("/billing/").status_code == 302
+
+
+def test_finance_console_lists_statement_lines_by_status(app, wallet, token_for, account):
+    from app.services.statement_import import import_statement
+
+    header = "transaction_id,booked_at,amount,currency,counterparty_name,counterparty_account,memo\n"
+    data = (header + f"a1,2026-11-26,100.00,CNY,Payer,622201,{account['remittance_code']}\n"
+            + "a2,2026-11-26,55.50,CNY,Stranger,622299,no code here\n").encode()
+    import_statement(wallet.db, wallet.clock, data=data, filename="s.csv", actor="test")
+    finance = app.test_client()
+    sign_in(finance, token_for("finance"))
+    unmatched = finance.get("/finance/").get_data(as_text=True)
+    assert "55.50" in unmatched and "no code here" in unmatched and "Payer" not in unmatched
+    matched = finance.get("/finance/?status=matched").get_data(as_text=True)
+    assert account["id"] in matched and "Stranger" not in matched
+    assert finance.get("/finance/?status=bogus&after=x").status_code == 200

@@ -1,41 +1,93 @@
-"""SWIFT MT940 customer statements.
+"""SWIFT MT940 customer statements, read with wolph's ``mt940`` package (PyPI ``mt-940``).
 
-Why not the ``mt940`` package: the one installed here is Tryton's ``mt940`` 0.8.1 (the
-PyPI name ``mt940``), not wolph's ``mt-940`` (``mt940.models``/``mt940.parse``), and it
-cannot serve this importer:
+The package reads the fields it copes with: the statement line ``:61:`` (value date, entry
+date and its year across New Year, debit/credit mark with reversals, funds code, amount,
+transaction type, references), the balances ``:60F:``/``:60M:``/``:62F:``/``:62M:`` (mark,
+date, currency, amount) and the statement number ``:28C:``. It runs as
+``mt940.models.Transactions`` with its default tag processors, its own ``StatementGLS`` tag
+for ``:61:`` (the package's fix for customer references longer than 16 characters, its
+issue #111) and ``Options`` that sign ``RC`` as the debit it is and accept lowercase marks.
 
-* it gives no line numbers and no raw text, which refusals and ``StatementLine`` need;
-* it crashes (ValueError) on a ``:61:`` with more than one continuation line, the case
-  where banks put the payer's name on the second ``:61:`` line, and (AttributeError) on
-  any ``:61:`` its regex does not match, instead of naming the line;
-* it reads only ``:60F:``, so a statement opened by ``:60M:`` has no currency;
-* it dates an entry in the value date's year, so an entry booked on 2 January for a
-  value date of 31 December lands a year early;
-* it cuts a bank reference at 34 characters without a word (the long-reference bug);
-* it takes any continuation line that starts with ``-`` or ``:`` for a new field.
+This module does what the package cannot, each where it is done, with the reason:
 
-And line identities are derived from what we parse, so there must be exactly one,
-deterministic reading of each ``:61:``: a fallback parser used only when the package
-fails would give the same line two fingerprints depending on its neighbours. So this
-module tokenises the file itself; the tests cross-check amounts and dates against the
-package on the sample files where it copes.
+* tokenising: the package gives no line numbers and no raw text, which every refusal and
+  every ``StatementLine`` need, and it does not know the SWIFT envelope ``{1:..}{4:``;
+* one ``Transactions`` per statement, split on ``:20:``: parsed as one, a file's
+  statement-level fields (``:25:``, ``:60F:``, ``:62F:``) are those of its last statement,
+  and a line's currency can be an earlier statement's;
+* a ``:28C:`` value wrapped onto a second line is joined before the package sees it;
+* a ``:61:`` is handed over as its first line only: with two supplementary-details lines
+  (the payer's name often takes two) the package fails, and the tail of a bank reference
+  longer than its 23 characters lands where the supplementary details belong. The
+  continuation lines are read here;
+* strictness where the package's looser patterns would read a damaged line as something
+  else instead of failing: it moves a 30 February value date to the 29th, reads a balance
+  with trailing text or a currency that is not three letters, and takes a ``:61:``
+  without SWIFT's transaction type (then an amount of 16 characters reads as 15 plus a
+  reference, and the next ``:61:`` is merged into it) or with half an entry date. These
+  are refused here, as before (``_BALANCE``, ``_check_statement_line``);
+* ``:86:`` is not handed to the package at all, see ``describe``;
+* the balance check, zero-amount lines, and the mapping to ``StatementLine``.
+
+Each field's result is taken as the package's processors hand it over (a post-processor
+keeps it), not from its merged ``Transaction.data``, where an ``:86:`` ``KREF`` would
+replace the ``:61:`` customer reference. That post-processor also tells which field the
+package failed on, so an exception from it is refused with that field's line.
+
+Differences from the former hand-written reader, for files it read:
+
+* two-digit years are 2000 + YY (it read 69-99 as 1969-1999);
+* the entry date's year follows the package's rule (a year earlier or later when entry
+  and value date are 330 days or more apart within one year) instead of "December value
+  date and January entry date, or the reverse". Both agree while the two dates are about
+  a month apart or less, which is every real statement line;
+* now accepted: lowercase debit/credit marks, four spaces for an absent entry date, a
+  space before the amount, an amount starting with its decimal comma;
+* now refused: an amount (``:61:`` or balance) longer than SWIFT's 15 characters, and a
+  ``:28C:`` that is not a statement number (5n[/5n]).
+
+MT940 has no reliable per-transaction id (``:20:`` is the statement's reference, and the
+line's references are often ``NONREF``), so ``transaction_id`` is always ``None`` and the
+line identities are fingerprints of what is read here.
 """
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
+import mt940
+
+from app.domain.errors import StatementRejected
 from app.domain.statements import IN, OUT, ParsedStatement, StatementLine
 
 from .text import reject, split_lines
 from .values import to_fen
 
 _TAG = re.compile(r":(\d{2}[A-Z]?|NS):")
-_BALANCE = re.compile(r"([CD])(\d{6})([A-Z]{3})(\d+(?:,\d*)?)")
-_LINE61 = re.compile(
-    r"(?P<value>\d{6})(?P<entry>\d{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z])?"
-    r"(?P<amount>\d+(?:,\d*)?)(?P<type>[NFS][A-Z0-9]{3})(?P<rest>.*)"
+# The shape of a balance, checked before the package reads it: its own pattern accepts
+# any three characters as the currency and ignores whatever follows the amount, and it
+# cuts an amount after 16 characters. SWIFT's amount is at most 15 characters.
+_BALANCE = re.compile(r"[CD]\d{6}[A-Z]{3}(?=[\d,]{1,15}$)\d+(?:,\d*)?")
+_BALANCE_TAGS = frozenset({"60F", "60M", "62F", "62M"})
+# The fields handed to the package; :25: (plain text it would cut at 35 characters and
+# at the first line) and :86: (see ``describe``) are read here, the rest are not needed.
+_HANDED = _BALANCE_TAGS | {"20", "28", "28C", "61"}
+# SWIFT's transaction type: N, F or S and three letters or digits.
+_TYPE = re.compile(r"[NFS][A-Z0-9]{3}")
+_MALFORMED = {
+    "61": "malformed :61: statement line",
+    "28": "malformed statement number :28:",
+    "28C": "malformed statement number :28C:",
+}
+# Sign RC (reversal of a credit: money left the account) negative like D, where 5.x
+# keeps it positive unless asked (its issue #130); lowercase marks signed like uppercase.
+_OPTIONS = mt940.Options(reversal_sign=True, case_insensitive_marks=True)
+# The package's own :61: variant for customer references longer than SWIFT's 16
+# characters (GLS/Atruvia, its issue #111): the reference runs up to "//", as banks mean.
+_TAGS = {61: mt940.tags.StatementGLS()}
+_POST_PROCESSORS = tuple(
+    sorted({f"post_{tag.slug}" for tag in mt940.models.Transactions.default_tags().values()})
 )
 # Markers that banks put where a customer reference would stand.
 _NO_REFERENCE = frozenset({"", "NONREF", "NOTPROVIDED", "EREF", "MARF", "PREF", "KREF"})
@@ -62,6 +114,8 @@ class _Field:
     line_no: int
     lines: list[str]  # the value: the first line without its tag, then continuation lines
     raw: list[str]  # the physical lines, tag included
+    parsed: dict | None = None  # what the package read, for the fields handed to it
+    error: StatementRejected | None = None  # why it could not, if so
 
 
 @dataclass
@@ -84,6 +138,12 @@ def parse(text: str) -> ParsedStatement:
     lines: list[StatementLine] = []
     accounts: list[str] = []
     for statement in statements:
+        # One package parse per statement, so that nothing it keeps per parse carries
+        # over: parsed as one, the statement-level fields of the last statement overwrite
+        # the others', and the lines of a statement opened by :60M: get an earlier
+        # statement's :60F: currency. (What is read here comes from each field's own
+        # result, see _read_with_package, not from those statement-level fields.)
+        _read_with_package(statement)
         account = _read_statement(statement, lines)
         if account:
             accounts.append(account)
@@ -92,6 +152,8 @@ def parse(text: str) -> ParsedStatement:
 
 
 def _tokenise(physical: list[str]) -> list[_Statement]:
+    # The package finds fields too, but without line numbers or raw text, and it would
+    # take an envelope line or a bank's header line for part of the previous field.
     statements: list[_Statement] = []
     current: _Field | None = None
     for number, line in enumerate(physical, 1):
@@ -123,6 +185,98 @@ def _tokenise(physical: list[str]) -> list[_Statement]:
     return statements
 
 
+def _handed_value(f: _Field) -> str:
+    if f.tag in ("28", "28C"):
+        # The package reads :28C: as one line; some banks wrap "00084/" "001".
+        return "".join(part.strip() for part in f.lines)
+    # A :61: goes over without its supplementary-details lines: with two of them the
+    # package fails, and with a bank reference over 23 characters it puts the reference's
+    # tail where they belong. ``_line61`` reads them. A balance has one line.
+    return f.lines[0].strip()
+
+
+def _read_with_package(statement: _Statement) -> None:
+    """Have the package read the statement's fields it copes with, into ``field.parsed``.
+
+    A field it cannot read gets ``field.error`` instead, and the fields after it are not
+    read: ``_read_statement`` raises that error when it reaches the field, so that the
+    first problem in the file is the one refused, whoever found it.
+    """
+    handed = []
+    for f in statement.fields:
+        if f.tag not in _HANDED:
+            continue
+        if f.tag in _BALANCE_TAGS and not _BALANCE.fullmatch(_handed_value(f)):
+            f.error = reject(f"malformed balance :{f.tag}:", f.line_no, _handed_value(f))
+            break
+        handed.append(f)
+    results: list[dict] = []
+
+    def keep(transactions, tag, tag_dict, result):
+        # Runs last for every field, so it also counts the fields read without error.
+        results.append(result)
+        return result
+
+    defaults = mt940.models.Transactions.DEFAULT_PROCESSORS
+    processors = {key: [*defaults.get(key, []), keep] for key in _POST_PROCESSORS}
+    # Instead of its :61: pre-processor, which moves a 30 February value date to the 29th
+    # (a date that does not exist is a damaged line), ours that checks what it matched.
+    processors["pre_statement"] = [_check_statement_line]
+    transactions = mt940.models.Transactions(processors=processors, tags=_TAGS, options=_OPTIONS)
+    # One physical line per field, each starting with its tag: the package finds exactly
+    # these fields, in this order.
+    text = "\n".join(f":{f.tag}:{_handed_value(f)}" for f in handed)
+    try:
+        transactions.parse(text)
+    except Exception as exc:  # the package's errors name no line: the field being read does
+        if len(results) >= len(handed):
+            message = "the mt940 package could not read the statement"
+            raise reject(message, statement.line_no) from exc
+        failed = handed[len(results)]
+        failed.error = _refusal(failed, exc)
+        failed.error.__cause__ = exc
+    else:
+        if len(results) != len(handed):
+            raise reject("the mt940 package did not read every field", statement.line_no)
+    for f, result in zip(handed, results):
+        f.parsed = result
+
+
+class _Doubt(Exception):
+    """Raised by our processors inside the package's parse: a value it read but we refuse."""
+
+
+def _check_statement_line(transactions, tag, tag_dict, *args):
+    """Refuse a :61: the package's looser pattern matched in a way SWIFT's does not.
+
+    On a damaged line that looseness reads wrong values instead of failing: its
+    transaction type is optional and may start with any letter, so "...010,00N154..."
+    damaged to "...010BN154..." reads as 10 with type "BN15", an amount longer than its 15
+    characters reads as a shorter one plus a reference, and a :61: without a type is merged
+    with the next one; and half an entry date ("1102" cut to "11") is taken for a month.
+    """
+    if not _TYPE.fullmatch(tag_dict.get("id") or ""):
+        raise _Doubt("malformed :61: statement line (transaction type)")
+    month, day = tag_dict.get("entry_month"), tag_dict.get("entry_day")
+    if (month is None) != (day is None) or (month or "").isdigit() != (day or "").isdigit():
+        raise _Doubt("malformed :61: statement line (entry date)")
+    return tag_dict
+
+
+def _refusal(f: _Field, exc: Exception) -> StatementRejected:
+    if isinstance(exc, _Doubt):
+        message = str(exc)
+    elif isinstance(exc, RuntimeError):  # the tag's pattern did not match the value
+        message = _MALFORMED.get(f.tag, f"malformed :{f.tag}:")
+    elif isinstance(exc, ValueError):  # a date that does not exist
+        message = "bad date"
+    elif isinstance(exc, ArithmeticError):  # decimal.InvalidOperation, e.g. "1,2,3"
+        message = "malformed amount"
+    else:
+        message = f"the mt940 package could not read :{f.tag}: ({type(exc).__name__})"
+    return reject(message, f.line_no, _handed_value(f))
+
+
 def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
     account = ""
     currency = None
@@ -140,7 +294,8 @@ def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
                 out.append(_to_line(entry_field, entry, description, currency))
 
     for f in statement.fields:
-        value = f.lines[0].strip()
+        if f.error is not None:
+            raise f.error
         if f.tag == "25":
             account = "".join(part.strip() for part in f.lines)
         elif f.tag in ("60F", "60M"):
@@ -148,6 +303,7 @@ def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
         elif f.tag == "61":
             flush(None)
             if currency is None:
+                value = _handed_value(f)
                 raise reject(":61: before the opening balance (:60F:)", f.line_no, value)
             entry = _line61(f)
             total += entry["signed"]
@@ -159,7 +315,8 @@ def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
             closing_currency, closing = _balance(f)
             closing_field = f
             if currency is not None and closing_currency != currency:
-                raise reject("closing balance currency differs from the opening", f.line_no, value)
+                message = "closing balance currency differs from the opening"
+                raise reject(message, f.line_no, _handed_value(f))
         else:
             flush(None)
     flush(None)
@@ -184,59 +341,28 @@ def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
 
 
 def _balance(f: _Field) -> tuple[str, int]:
-    value = f.lines[0].strip()
-    match = _BALANCE.fullmatch(value)
-    if match is None:
-        raise reject(f"malformed balance :{f.tag}:", f.line_no, value)
-    _date(match.group(2), f.line_no, value)
-    fen = to_fen(_decimal_comma(match.group(4)), f.line_no, "balance")
-    return match.group(3), fen if match.group(1) == "C" else -fen
-
-
-def _decimal_comma(amount: str) -> str:
-    whole, _, frac = amount.partition(",")
-    return f"{whole}.{frac}" if frac else whole
-
-
-def _date(yymmdd: str, line: int, value: str) -> datetime.date:
-    try:
-        return datetime.datetime.strptime(yymmdd, "%y%m%d").date()
-    except ValueError:
-        raise reject("bad date", line, value) from None
+    (balance,) = f.parsed.values()  # {"final_opening_balance": Balance}, etc.
+    amount = balance.amount.amount  # a Decimal, negative for D
+    fen = to_fen(f"{abs(amount):f}", f.line_no, "balance")
+    return balance.amount.currency, -fen if amount < 0 else fen
 
 
 def _line61(f: _Field) -> dict:
-    value = f.lines[0].strip()
-    match = _LINE61.fullmatch(value)
-    if match is None:
-        raise reject("malformed :61: statement line", f.line_no, value)
-    value_date = _date(match.group("value"), f.line_no, value)
-    booked = value_date
-    if match.group("entry"):
-        month, day = int(match.group("entry")[:2]), int(match.group("entry")[2:])
-        year = value_date.year
-        # The entry date has no year: it is near the value date, across New Year maybe.
-        if value_date.month == 12 and month == 1:
-            year += 1
-        elif value_date.month == 1 and month == 12:
-            year -= 1
-        try:
-            booked = datetime.date(year, month, day)
-        except ValueError:
-            raise reject("bad entry date", f.line_no, value) from None
-    mark = match.group("mark")
-    fen = to_fen(_decimal_comma(match.group("amount")), f.line_no)
-    # RC is the reversal of a credit, so money left the account; RD brings money back.
-    incoming = mark in ("C", "RD")
-    customer_ref, _, bank_ref = match.group("rest").partition("//")
+    data = f.parsed  # checked by _check_statement_line
+    amount = data["amount"].amount  # signed: C and RD positive, D and RC negative
+    fen = to_fen(f"{abs(amount):f}", f.line_no)
+    incoming = amount > 0
+    booked = data.get("entry_date") or data["date"]  # the package's mt940.models.Date
     return {
-        "booked_at": booked,
+        "booked_at": date(booked.year, booked.month, booked.day),
         "fen": fen,
         "signed": fen if incoming else -fen,
         "direction": IN if incoming else OUT,
-        "reversal": mark.startswith("R"),
-        "customer_ref": customer_ref.strip(),
-        "bank_ref": bank_ref.strip(),
+        "reversal": data["status"].upper().startswith("R"),
+        "customer_ref": (data.get("customer_reference") or "").strip(),
+        # The second and later lines of the :61: (not handed to the package). Its
+        # "extra_details" is ignored: from a first line alone it can only hold the tail
+        # of a bank reference longer than 23 characters, never the payer's name.
         "supplementary": " ".join(part.strip() for part in f.lines[1:] if part.strip()),
     }
 
@@ -275,7 +401,20 @@ def _to_line(f61: _Field, entry: dict, f86: _Field | None, currency: str) -> Sta
 
 
 def describe(lines: list[str]) -> dict[str, str]:
-    """Read an :86: field into ``memo``, ``name``, ``account`` and ``reference``."""
+    """Read an :86: field into ``memo``, ``name``, ``account`` and ``reference``.
+
+    This is ours, not ``mt940.processors``: the line identity (``line_identities``)
+    fingerprints memo, name, account and reference, so their reading must not change
+    for files already imported, or an overlapping statement would import its transfers
+    again. The package's reading differs where it matters: for a structured ``?NN``
+    :86: it replaces the ``?20``-``?29`` purpose by the SEPA ``SVWZ+`` text alone and
+    drops any text before the first ``EREF+``-style keyword, cuts " BIC"/" IBAN" off
+    sub-fields, puts ``?31`` in front of the name (unless ``Options.applicant_iban``),
+    does not read ``?38`` (the IBAN), and splits on any ``?``; it has no reading of the
+    slash-tagged ``/NAME/.../REMI/`` of Rabobank, ABN AMRO and ING; it joins free-text
+    lines with line breaks; and its merge appends a statement-level :86: (after
+    ``:62F:``) to the last line's details.
+    """
     joined = "".join(lines).strip()
     if _GVC.match(joined):
         return _describe_subfields(joined)

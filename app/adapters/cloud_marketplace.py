@@ -11,14 +11,18 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import insert
-from sqlalchemy.orm import Session
 
+from .db.fastpath import FastTransaction, Prepared
 from .db.models import CloudCharge
+
+INSERT_CHARGE = Prepared(
+    insert(CloudCharge.__table__), columns=["bill_id", "account_id", "amount_fen", "status", "created_at"]
+)
 
 
 class CloudMarketplace(Protocol):
     def charge(
-        self, session: Session, *, account_id: str, bill_id: str, amount_fen: int, now: datetime
+        self, tx: FastTransaction, *, account_id: str, bill_id: str, amount_fen: int, now: datetime
     ) -> None:
         """Charge ``amount_fen`` of bill ``bill_id`` to the account's cloud marketplace account."""
 
@@ -27,14 +31,15 @@ class RecordingCloudMarketplace:
     """Record each charge in ``cloud_charges``; the bill id is unique there."""
 
     def charge(
-        self, session: Session, *, account_id: str, bill_id: str, amount_fen: int, now: datetime
+        self, tx: FastTransaction, *, account_id: str, bill_id: str, amount_fen: int, now: datetime
     ) -> None:
-        session.execute(
-            insert(CloudCharge.__table__).values(
-                bill_id=bill_id,
-                account_id=account_id,
-                amount_fen=amount_fen,
-                status="recorded",
-                created_at=now,
-            )
+        tx.write(
+            INSERT_CHARGE,
+            {
+                "bill_id": bill_id,
+                "account_id": account_id,
+                "amount_fen": amount_fen,
+                "status": "recorded",
+                "created_at": now,
+            },
         )

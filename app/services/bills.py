@@ -1,9 +1,9 @@
 """Settling pay-as-you-go bills: the deduction order applied to locked rows, exactly once per bill.
 
-This is the hot path. One transaction does, in few round trips: one look-up (the workspace's
-account and any earlier settlement of the bill), the account row lock, one ``SELECT ... FOR
-UPDATE`` for the spendable units, the ledger transaction ``bill:<bill_id>`` (whose unique key
-makes the bill happen once), one executemany per unit table, the bill and its allocations.
+This is the hot path, so it runs on ``fast_transaction``: on PostgreSQL one round trip locks the
+billed account (and finds an earlier settlement of the bill), one locks its spendable units, and
+one carries every write with the COMMIT: the ledger transaction ``bill:<bill_id>`` (whose unique
+key makes the bill happen once), its entries, the new balances, the bill and its allocations.
 """
 from __future__ import annotations
 
@@ -13,36 +13,43 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
 
 from ..adapters.cloud_marketplace import CloudMarketplace, RecordingCloudMarketplace
 from ..adapters.db import Database
-from ..adapters.db.models import Bill, BillAllocation, Coupon, PrepaidCard, Workspace
-from ..domain.deduction import (
-    ARREARS,
-    CASH,
-    CLOUD_ACCOUNT,
-    PRODUCTS,
-    Allocation,
-    allocate,
-)
+from ..adapters.db.fastpath import DuplicateKey, FastTransaction, Prepared, fast_transaction
+from ..adapters.db.models import Bill, BillAllocation, Coupon, PrepaidCard
+from ..domain.deduction import ARREARS, CASH, CLOUD_ACCOUNT, PRODUCTS, Allocation, allocate
 from ..domain.errors import Conflict, InvalidInput
 from ..domain.money import format_fen
-from . import ledger
 from .clock import Clock
-from .ledger import Posting
-from .locks import LockedUnit, lock_account, lock_spendable_units
+from .ledger_rows import Movement
+from .locks import LOCK_BILLED_ACCOUNT, LOCK_CARDS, LOCK_UNITS, LockedUnit, locked_units
 
 log = logging.getLogger(__name__)
 
 RECORDING_MARKETPLACE = RecordingCloudMarketplace()
-_UNIT_TABLES = {"coupon": Coupon.__table__, "prepaid_card": PrepaidCard.__table__}
-_WRITE_BACK = {
-    bucket: update(table)
-    .where(table.c.id == bindparam("unit_id"))
-    .values(balance_fen=bindparam("new_balance"), status=bindparam("new_status"))
-    for bucket, table in _UNIT_TABLES.items()
-}
+
+INSERT_BILL = Prepared(
+    insert(Bill.__table__),
+    columns=["bill_id", "account_id", "workspace_id", "product", "settlement", "amount_fen",
+             "request_hash", "result", "created_at"],
+)
+INSERT_ALLOCATIONS = Prepared(
+    insert(BillAllocation.__table__), columns=["bill_id", "position", "source", "unit_id", "amount_fen"]
+)
+FIND_BILL = Prepared(select(Bill.request_hash, Bill.result).where(Bill.bill_id == bindparam("bill_id")))
+
+
+def _write_back(model) -> Prepared:
+    table = model.__table__
+    return Prepared(
+        update(table)
+        .where(table.c.id == bindparam("unit"))
+        .values(balance_fen=bindparam("balance"), status=bindparam("new_status"))
+    )
+
+
+WRITE_BACK = {"coupon": _write_back(Coupon), "prepaid_card": _write_back(PrepaidCard)}
 
 
 @dataclass(frozen=True)
@@ -77,14 +84,16 @@ def settle_bill(
     if not bill_id or len(bill_id) > 100:
         raise InvalidInput("bill_id must be 1 to 100 characters", code="invalid_field", field="bill_id")
     if product not in PRODUCTS:
-        raise InvalidInput(f"product must be one of {', '.join(PRODUCTS)}", code="invalid_field", field="product")
-    if not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise InvalidInput(
+            f"product must be one of {', '.join(PRODUCTS)}", code="invalid_field", field="product"
+        )
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
         raise InvalidInput("amount must be greater than zero", code="invalid_amount", field="amount")
     request_hash = bill_request_hash(bill_id, workspace_id, product, amount_fen)
     try:
-        with db.transaction() as session:
+        with fast_transaction(db) as tx:
             return _settle(
-                session,
+                tx,
                 clock,
                 bill_id=bill_id,
                 workspace_id=workspace_id,
@@ -94,15 +103,18 @@ def settle_bill(
                 marketplace=marketplace or RECORDING_MARKETPLACE,
                 actor=actor,
             )
-    except ledger.AlreadyRecorded:
+    except DuplicateKey:
         # A concurrent settlement of the same bill committed first; answer with its result.
-        pass
-    with db.sessions() as session:
-        return _replay(session, bill_id, request_hash)
+        log.info("bill settled concurrently; replaying", extra={"bill_id": bill_id})
+    with fast_transaction(db) as tx:
+        found = tx.rows(FIND_BILL, {"bill_id": bill_id})
+    if not found:
+        raise Conflict(f"bill {bill_id} collides with another movement", code="bill_conflict")
+    return _replay(bill_id, request_hash, *found[0])
 
 
 def _settle(
-    session: Session,
+    tx: FastTransaction,
     clock: Clock,
     *,
     bill_id: str,
@@ -113,45 +125,50 @@ def _settle(
     marketplace: CloudMarketplace,
     actor: str,
 ) -> SettledBill:
-    found = session.execute(
-        select(
-            select(Workspace.account_id)
-            .where(Workspace.id == workspace_id)
-            .scalar_subquery()
-            .label("account_id"),
-            select(Bill.request_hash).where(Bill.bill_id == bill_id).scalar_subquery().label("bill_hash"),
-        )
-    ).one()
-    if found.bill_hash is not None:
-        return _replay(session, bill_id, request_hash)
-    if found.account_id is None:
+    found = tx.rows(LOCK_BILLED_ACCOUNT, {"bill_id": bill_id, "workspace_id": workspace_id})
+    if not found:
+        earlier = tx.rows(FIND_BILL, {"bill_id": bill_id})
+        if earlier:
+            return _replay(bill_id, request_hash, *earlier[0])
         raise InvalidInput(
             f"workspace {workspace_id} is unknown", code="unknown_workspace", field="workspace_id"
         )
+    account_id, settlement, cash_fen, arrears_fen, invoiceable_fen, earlier_hash, earlier = found[0]
+    if earlier_hash is not None:
+        return _replay(bill_id, request_hash, earlier_hash, earlier)
 
     now = clock.now()
-    account = lock_account(session, found.account_id)
-    locked = lock_spendable_units(session, account.id, now=now, coupons=product == "general")
+    lock = LOCK_UNITS if product == "general" else LOCK_CARDS
+    units = locked_units(tx.rows(lock, {"account_id": account_id, "now": now}))
     allocations = allocate(
         amount_fen,
-        settlement=account.settlement,
+        settlement=settlement,
         product=product,
-        units=[unit.as_unit() for unit in locked],
-        cash_fen=account.cash_fen,
+        units=[unit.as_unit() for unit in units],
+        cash_fen=cash_fen,
         now=now,
     )
-    units = {(unit.source, unit.id): unit for unit in locked}
-    ledger.record(
-        session,
-        account,
+    movement = Movement(
         key=f"bill:{bill_id}",
+        account_id=account_id,
         kind="bill",
-        postings=_postings(allocations, units),
         now=now,
+        balances={"cash": cash_fen, "arrears": arrears_fen, "invoiceable": invoiceable_fen},
         reference=bill_id,
         actor=actor,
     )
-    _write_units(session, [units[(a.source, a.unit_id)] for a in allocations if a.unit_id is not None])
+    touched = _post(movement, allocations, {(unit.source, unit.id): unit for unit in units})
+    movement.write(tx)
+    for bucket, statement in WRITE_BACK.items():
+        tx.write(
+            statement,
+            [
+                {"unit": unit.id, "balance": unit.balance_fen,
+                 "new_status": "active" if unit.balance_fen else "used_up"}
+                for unit in touched
+                if unit.bucket == bucket
+            ],
+        )
 
     result = {
         "bill_id": bill_id,
@@ -165,84 +182,57 @@ def _settle(
             for a in allocations
         ],
     }
-    session.execute(
-        insert(Bill.__table__).values(
-            bill_id=bill_id,
-            account_id=account.id,
-            workspace_id=workspace_id,
-            product=product,
-            settlement=account.settlement,
-            amount_fen=amount_fen,
-            request_hash=request_hash,
-            result=json.dumps(result, separators=(",", ":")),
-            created_at=now,
-        )
+    tx.write(
+        INSERT_BILL,
+        {
+            "bill_id": bill_id,
+            "account_id": account_id,
+            "workspace_id": workspace_id,
+            "product": product,
+            "settlement": settlement,
+            "amount_fen": amount_fen,
+            "request_hash": request_hash,
+            "result": json.dumps(result, separators=(",", ":")),
+            "created_at": now,
+        },
     )
-    session.execute(
-        insert(BillAllocation.__table__),
+    tx.write(
+        INSERT_ALLOCATIONS,
         [
-            {
-                "bill_id": bill_id,
-                "position": position,
-                "source": a.source,
-                "unit_id": a.unit_id,
-                "amount_fen": a.amount_fen,
-            }
+            {"bill_id": bill_id, "position": position, "source": a.source, "unit_id": a.unit_id,
+             "amount_fen": a.amount_fen}
             for position, a in enumerate(allocations)
         ],
     )
     cloud_fen = sum(a.amount_fen for a in allocations if a.source == CLOUD_ACCOUNT)
     if cloud_fen:
-        marketplace.charge(
-            session, account_id=account.id, bill_id=bill_id, amount_fen=cloud_fen, now=now
-        )
-    log.info(
-        "bill settled",
-        extra={"bill_id": bill_id, "account_id": account.id, "amount_fen": amount_fen},
-    )
+        marketplace.charge(tx, account_id=account_id, bill_id=bill_id, amount_fen=cloud_fen, now=now)
+    log.info("bill settled", extra={"bill_id": bill_id, "account_id": account_id, "amount_fen": amount_fen})
     return SettledBill(result, replayed=False)
 
 
-def _postings(allocations: list[Allocation], units: dict) -> list[Posting]:
-    postings = []
+def _post(movement: Movement, allocations: list[Allocation], units: dict) -> list[LockedUnit]:
+    """Post each allocation to the ledger movement; return the units it drew on."""
+    touched = []
     for a in allocations:
         if a.unit_id is not None:
             unit: LockedUnit = units[(a.source, a.unit_id)]
-            postings.append(Posting(unit.bucket, -a.amount_fen, unit))
+            movement.post(unit.bucket, -a.amount_fen, unit)
+            touched.append(unit)
         elif a.source == CASH:
             # Cash actually spent is what may be invoiced.
-            postings += [Posting("cash", -a.amount_fen), Posting("invoiceable", a.amount_fen)]
+            movement.post("cash", -a.amount_fen)
+            movement.post("invoiceable", a.amount_fen)
         elif a.source == ARREARS:
-            postings.append(Posting("arrears", a.amount_fen))
+            movement.post("arrears", a.amount_fen)
         # The cloud account's share is charged outside the wallet: no wallet balance moves.
-    return postings
+    return touched
 
 
-def _write_units(session: Session, touched: list[LockedUnit]) -> None:
-    """Store the balances ``ledger.record`` computed; an emptied unit is used up."""
-    for bucket, statement in _WRITE_BACK.items():
-        rows = [
-            {
-                "unit_id": unit.id,
-                "new_balance": unit.balance_fen,
-                "new_status": "active" if unit.balance_fen else "used_up",
-            }
-            for unit in touched
-            if unit.bucket == bucket
-        ]
-        if rows:
-            session.execute(statement, rows)
-
-
-def _replay(session: Session, bill_id: str, request_hash: str) -> SettledBill:
-    row = session.execute(
-        select(Bill.request_hash, Bill.result).where(Bill.bill_id == bill_id)
-    ).one_or_none()
-    if row is None:
-        raise Conflict(f"bill {bill_id} collides with another movement", code="bill_conflict")
-    if row.request_hash != request_hash:
+def _replay(bill_id: str, request_hash: str, stored_hash: str, stored_result: str) -> SettledBill:
+    if stored_hash != request_hash:
         raise Conflict(
             f"bill {bill_id} was settled with another workspace, product or amount",
             code="bill_conflict",
         )
-    return SettledBill(json.loads(row.result), replayed=True)
+    return SettledBill(json.loads(stored_result), replayed=True)

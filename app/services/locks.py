@@ -1,45 +1,45 @@
 """Row locks for money movements, taken in one fixed order so that no two movements deadlock.
 
-The order: the account row first (``lock_account``), then its coupons by id, then its prepaid
-cards by id, then anything else (an API token, an activation code). Every service that changes
-an account's balances goes through these helpers. SQLite has no row locks; there each write
-transaction holds the database write lock from BEGIN (see ``adapters.db``), which is stricter.
+The order: the account row first, then its coupons by id, then its prepaid cards by id, then
+anything else (an API token, an activation code). Every service that changes an account's
+balances goes through these helpers: ``lock_account`` (an ORM session) or, on the settlement
+hot path, ``LOCK_BILLED_ACCOUNT`` then ``LOCK_UNITS``/``LOCK_CARDS`` (prepared statements). SQLite
+has no row locks; there each write transaction holds the database write lock from BEGIN (see
+``adapters.db``), which is stricter.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
-from ..adapters.db.models import Account, ApiToken, Coupon, PrepaidCard
+from ..adapters.db.fastpath import Prepared
+from ..adapters.db.models import Account, ApiToken, Bill, Coupon, PrepaidCard, Workspace
 from ..domain.deduction import PREPAID_CARD, Unit
 from .ledger import lock_account
 
 __all__ = [
+    "LOCK_BILLED_ACCOUNT",
+    "LOCK_CARDS",
+    "LOCK_UNITS",
     "LockedUnit",
     "lock_account",
     "lock_account_skip_locked",
     "lock_due_units",
-    "lock_spendable_units",
     "lock_token",
+    "locked_units",
 ]
 
 
 @dataclass
 class LockedUnit:
-    """A locked coupon or card row as plain values.
-
-    It carries what ``ledger.record`` reads and changes on a unit (``id``, ``account_id``,
-    ``balance_fen``), so settlement can post to it without loading ORM objects; the caller
-    writes the new balance back (``bills._write_units``).
-    """
+    """A locked coupon or card row as plain values, for set-based writers."""
 
     bucket: str  # the ledger bucket: coupon | prepaid_card
     source: str  # the deduction source: regular_coupon | discount_coupon | prepaid_card
     id: int
-    account_id: str
     balance_fen: int
     valid_from: datetime
     expires_at: datetime
@@ -51,63 +51,87 @@ class LockedUnit:
         )
 
 
+_accounts = Account.__table__
+
+# The account a workspace bills to, locked, with what an earlier settlement of the bill left
+# (its request hash and result, or NULLs): one round trip before anything else is locked.
+LOCK_BILLED_ACCOUNT = Prepared(
+    select(
+        _accounts.c.id,
+        _accounts.c.settlement,
+        _accounts.c.cash_fen,
+        _accounts.c.arrears_fen,
+        _accounts.c.invoiceable_fen,
+        select(Bill.request_hash).where(Bill.bill_id == bindparam("bill_id")).scalar_subquery(),
+        select(Bill.result).where(Bill.bill_id == bindparam("bill_id")).scalar_subquery(),
+    )
+    .where(
+        _accounts.c.id
+        == select(Workspace.account_id).where(Workspace.id == bindparam("workspace_id")).scalar_subquery()
+    )
+    .with_for_update(of=_accounts)
+)
+
+
+def _spendable(model, bucket: str):
+    """Lock the account's units that can pay at ``now``, by id."""
+    table = model.__table__
+    kind = table.c.kind if bucket == "coupon" else literal_column("'card'")
+    now = bindparam("now", type_=table.c.valid_from.type)
+    return (
+        select(
+            literal_column(f"'{bucket}'").label("bucket"),
+            kind.label("kind"),
+            table.c.id,
+            table.c.balance_fen,
+            table.c.valid_from,
+            table.c.expires_at,
+            table.c.created_at,
+        )
+        .where(
+            table.c.account_id == bindparam("account_id"),
+            table.c.status == literal_column("'active'"),
+            table.c.balance_fen > 0,
+            table.c.valid_from <= now,
+            table.c.expires_at > now,
+        )
+        .order_by(table.c.id)
+        .with_for_update()
+    )
+
+
+# Coupons, then cards, in one statement. A UNION cannot carry FOR UPDATE, so on PostgreSQL each
+# branch is a CTE with its own; the append runs them in order.
+LOCK_UNITS = Prepared(
+    union_all(
+        select(_spendable(Coupon, "coupon").cte("locked_coupons")),
+        select(_spendable(PrepaidCard, "prepaid_card").cte("locked_cards")),
+    )
+)
+LOCK_CARDS = Prepared(select(_spendable(PrepaidCard, "prepaid_card").cte("locked_cards")))
+
+
+def locked_units(rows) -> list[LockedUnit]:
+    """Turn the rows of ``LOCK_UNITS``/``LOCK_CARDS`` into units."""
+    return [
+        LockedUnit(
+            bucket,
+            PREPAID_CARD if bucket == "prepaid_card" else f"{kind}_coupon",
+            unit_id,
+            balance,
+            valid_from,
+            expires_at,
+            created_at,
+        )
+        for bucket, kind, unit_id, balance, valid_from, expires_at, created_at in rows
+    ]
+
+
 def lock_account_skip_locked(session: Session, account_id: str) -> Account | None:
     """Lock an account row unless another transaction holds it (None then); for batch jobs."""
     return session.execute(
         select(Account).where(Account.id == account_id).with_for_update(skip_locked=True)
     ).scalar_one_or_none()
-
-
-def lock_spendable_units(
-    session: Session, account_id: str, *, now: datetime, coupons: bool = True
-) -> list[LockedUnit]:
-    """Lock the account's units that can pay now, in one statement: coupons by id, then cards.
-
-    The caller holds the account row lock already. On PostgreSQL each branch is a CTE with its
-    own ``FOR UPDATE`` (a UNION cannot carry one), and the append runs them in order.
-    """
-    branches = []
-    if coupons:
-        branches.append(
-            _spendable(Coupon, account_id, now)
-            .add_columns(literal("coupon").label("bucket"), Coupon.kind.label("kind"))
-            .cte("locked_coupons")
-        )
-    branches.append(
-        _spendable(PrepaidCard, account_id, now)
-        .add_columns(literal("prepaid_card").label("bucket"), literal("card").label("kind"))
-        .cte("locked_cards")
-    )
-    query = union_all(*(select(branch) for branch in branches))
-    rows = session.execute(query).all()
-    return [
-        LockedUnit(
-            bucket=row.bucket,
-            source=PREPAID_CARD if row.bucket == "prepaid_card" else f"{row.kind}_coupon",
-            id=row.id,
-            account_id=account_id,
-            balance_fen=row.balance_fen,
-            valid_from=row.valid_from,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
-
-
-def _spendable(model, account_id: str, now: datetime):
-    return (
-        select(model.id, model.balance_fen, model.valid_from, model.expires_at, model.created_at)
-        .where(
-            model.account_id == account_id,
-            model.status == "active",
-            model.balance_fen > 0,
-            model.valid_from <= now,
-            model.expires_at > now,
-        )
-        .order_by(model.id)
-        .with_for_update()
-    )
 
 
 def lock_due_units(session: Session, model, account_id: str, now: datetime) -> list:

@@ -1,0 +1,123 @@
+"""Transactions for hot paths: prepared Core statements in few round trips.
+
+On PostgreSQL (psycopg 3) the statements run in psycopg's pipeline mode: a read waits for its
+rows, but writes are queued and travel together with the COMMIT, so a transaction costs one
+round trip per read plus one for all of its writes. The SQL is compiled once per statement from
+SQLAlchemy Core; parameters go to the driver as they are, so they must be driver-ready (aware
+datetimes, ints, strings), and rows come back as plain tuples. On SQLite (no network to save)
+the same statements run one by one through SQLAlchemy.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from sqlalchemy.exc import IntegrityError
+
+from . import Database
+
+
+class DuplicateKey(Exception):
+    """A write met a unique constraint: the row exists already. The transaction was rolled back."""
+
+
+class Prepared:
+    """A Core statement compiled once per dialect; ``columns`` names an INSERT's columns."""
+
+    def __init__(self, statement, *, columns: Sequence[str] | None = None):
+        self.statement = statement
+        self.columns = list(columns) if columns is not None else None
+        self._compiled: dict[str, object] = {}
+
+    def compiled(self, dialect):
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self.statement.compile(
+                dialect=dialect,
+                column_keys=self.columns,
+                # An INSERT compiled for many rows carries no implicit RETURNING.
+                for_executemany=self.columns is not None,
+            )
+            self._compiled[dialect.name] = compiled
+        return compiled
+
+
+class FastTransaction:
+    """What a hot path may do inside ``fast_transaction``: read rows, write rows."""
+
+    def rows(self, prepared: Prepared, params: dict) -> list[tuple]:
+        raise NotImplementedError
+
+    def write(self, prepared: Prepared, params: dict | list[dict]) -> None:
+        raise NotImplementedError
+
+
+class _Pipelined(FastTransaction):
+    def __init__(self, driver_connection, dialect):
+        self._cursor = driver_connection.cursor()
+        self._dialect = dialect
+
+    def rows(self, prepared, params):
+        compiled = prepared.compiled(self._dialect)
+        self._cursor.execute(compiled.string, compiled.construct_params(params))
+        return self._cursor.fetchall()
+
+    def write(self, prepared, params):
+        compiled = prepared.compiled(self._dialect)
+        if isinstance(params, list):
+            if params:
+                self._cursor.executemany(
+                    compiled.string, [compiled.construct_params(p) for p in params]
+                )
+        else:
+            self._cursor.execute(compiled.string, compiled.construct_params(params))
+
+
+class _Plain(FastTransaction):
+    def __init__(self, connection):
+        self._connection = connection
+
+    def rows(self, prepared, params):
+        return [tuple(row) for row in self._connection.execute(prepared.statement, params)]
+
+    def write(self, prepared, params):
+        if isinstance(params, list) and not params:
+            return
+        self._connection.execute(prepared.statement, params)
+
+
+@contextmanager
+def fast_transaction(db: Database) -> Iterator[FastTransaction]:
+    """Run one transaction: commit when the block ends, roll back when it raises.
+
+    A unique violation anywhere in it (often seen only at COMMIT on PostgreSQL, where writes
+    are queued) is raised as ``DuplicateKey``.
+    """
+    with db.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        if db.is_sqlite or not hasattr(driver, "pipeline"):
+            try:
+                with connection.begin():
+                    yield _Plain(connection)
+            except IntegrityError as exc:
+                if _is_unique_violation(exc.orig):
+                    raise DuplicateKey(str(exc.orig)) from exc
+                raise
+            return
+        try:
+            with driver.pipeline():
+                yield _Pipelined(driver, connection.dialect)
+                driver.commit()
+        except BaseException as exc:
+            try:
+                driver.rollback()
+            except Exception:  # noqa: BLE001 - a broken connection must not hide the error
+                connection.invalidate()
+            if _is_unique_violation(exc):
+                raise DuplicateKey(str(exc)) from exc
+            raise
+
+
+def _is_unique_violation(error) -> bool:
+    # psycopg: SQLSTATE 23505; sqlite3: "UNIQUE constraint failed".
+    return getattr(error, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(error)

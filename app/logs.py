@@ -19,6 +19,9 @@ class ContextFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> None:
     """Send the project's logs to stderr once, at ``level``."""
+    # The mt940 package logs every line it cannot match, raw account data included; our reader
+    # refuses such files with its own message, so the package's logs add nothing but exposure.
+    logging.getLogger("mt940").setLevel(logging.CRITICAL)
     root = logging.getLogger("app")
     if getattr(root, "_wallet_configured", False):
         root.setLevel(level)

@@ -131,6 +131,9 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
             raise ConfigError("the local Alipay sandbox cannot be used in production")
         if not env["ALIPAY_GATEWAY_URL"].startswith("https://"):
             raise ConfigError("ALIPAY_GATEWAY_URL must be an https URL in production")
+        if not env["PUBLIC_BASE_URL"].startswith("https://"):
+            # Alipay posts notifies there and browsers carry session cookies: never plain http.
+            raise ConfigError("PUBLIC_BASE_URL must be an https URL in production")
 
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'wallet.sqlite3'}"
     if database_url.startswith("postgresql://"):

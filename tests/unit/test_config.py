@@ -51,3 +51,8 @@ def test_development_defaults_use_sqlite_sandbox_and_a_generated_secret(tmp_path
 def test_discount_tiers_are_configurable(tmp_path):
     settings = load_settings({"DISCOUNT_TIERS": "500:50,100:5"}, instance_path=tmp_path)
     assert [(t.threshold_fen, t.coupon_fen) for t in settings.discount_tiers] == [(10000, 500), (50000, 5000)]
+
+
+def test_production_refuses_a_plain_http_public_url(tmp_path):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        load_settings(dict(PROD, PUBLIC_BASE_URL="http://pay.example.com"), instance_path=tmp_path)

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from ..adapters.cloud_marketplace import CloudMarketplace, RecordingCloudMarketplace
 from ..adapters.db import Database
-from ..adapters.db.fastpath import DuplicateKey, FastTransaction, Prepared, fast_transaction
+from ..adapters.db.fastpath import DuplicateKey, FastTransaction, Prepared, PreparedRows, fast_transaction
 from ..adapters.db.models import Bill, BillAllocation, Coupon, PrepaidCard
 from ..domain.deduction import ARREARS, CASH, CLOUD_ACCOUNT, PRODUCTS, Allocation, allocate
 from ..domain.errors import Conflict, InvalidInput
@@ -34,8 +34,8 @@ INSERT_BILL = Prepared(
     columns=["bill_id", "account_id", "workspace_id", "product", "settlement", "amount_fen",
              "request_hash", "result", "created_at"],
 )
-INSERT_ALLOCATIONS = Prepared(
-    insert(BillAllocation.__table__), columns=["bill_id", "position", "source", "unit_id", "amount_fen"]
+INSERT_ALLOCATIONS = PreparedRows(
+    BillAllocation.__table__, ["bill_id", "position", "source", "unit_id", "amount_fen"]
 )
 FIND_BILL = Prepared(select(Bill.request_hash, Bill.result).where(Bill.bill_id == bindparam("bill_id")))
 
@@ -196,7 +196,7 @@ def _settle(
             "created_at": now,
         },
     )
-    tx.write(
+    tx.insert_rows(
         INSERT_ALLOCATIONS,
         [
             {"bill_id": bill_id, "position": position, "source": a.source, "unit_id": a.unit_id,

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 
-from ..adapters.db.fastpath import Prepared
+from ..adapters.db.fastpath import Prepared, PreparedRows
 from ..adapters.db.models import Account, LedgerEntry, LedgerTransaction
 from ..domain.errors import InsufficientFunds
 from .ledger import ACCOUNT_BUCKETS
@@ -25,14 +25,14 @@ INSERT_TRANSACTION = Prepared(
     columns=["idempotency_key", "account_id", "kind", "reference", "memo", "actor", "created_at"],
 )
 # Entries find their transaction by its key, so they can be queued right behind it.
-INSERT_ENTRIES = Prepared(
-    insert(LedgerEntry.__table__).values(
-        transaction_id=select(_txns.c.id)
+INSERT_ENTRIES = PreparedRows(
+    LedgerEntry.__table__,
+    ["idempotency_key", "account_id", "bucket", "unit_id", "amount_fen", "balance_after_fen", "created_at"],
+    shared={
+        "transaction_id": select(_txns.c.id)
         .where(_txns.c.idempotency_key == bindparam("transaction_key"))
         .scalar_subquery()
-    ),
-    columns=["idempotency_key", "account_id", "bucket", "unit_id", "amount_fen", "balance_after_fen",
-             "created_at"],
+    },
 )
 UPDATE_ACCOUNT_BALANCES = Prepared(
     update(_accounts)
@@ -81,7 +81,6 @@ class Movement:
             suffix = f":{unit.id}"
         self.entries.append(
             {
-                "transaction_key": self.key,
                 "idempotency_key": f"{self.key}/{len(self.entries)}:{bucket}{suffix}",
                 "account_id": self.account_id,
                 "bucket": bucket,
@@ -106,6 +105,6 @@ class Movement:
                 "created_at": self.now,
             },
         )
-        tx.write(INSERT_ENTRIES, self.entries)
+        tx.insert_rows(INSERT_ENTRIES, self.entries, transaction_key=self.key)
         if self.changed:
             tx.write(UPDATE_ACCOUNT_BALANCES, {"account": self.account_id, **self.balances})

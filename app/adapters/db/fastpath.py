@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
+from sqlalchemy import Table, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 
 from . import Database
@@ -42,6 +43,42 @@ class Prepared:
         return compiled
 
 
+class PreparedRows:
+    """A multi-row INSERT of ``columns``: one statement (compiled once) per row count.
+
+    ``shared`` gives columns a SQL expression common to every row, whose bind parameters are
+    passed once (for example a parent row found by its key).
+    """
+
+    def __init__(self, table: Table, columns: Sequence[str], *, shared: dict | None = None):
+        self.table = table
+        self.columns = list(columns)
+        self.shared = shared or {}
+        self._by_count: dict[int, Prepared] = {}
+
+    def for_rows(self, rows: list[dict], shared_params: dict) -> tuple[Prepared, dict]:
+        """Return the statement for ``len(rows)`` rows and its flattened parameters."""
+        count = len(rows)
+        prepared = self._by_count.get(count)
+        if prepared is None:
+            values = [
+                {
+                    **{
+                        column: bindparam(f"{column}_{index}", type_=self.table.c[column].type)
+                        for column in self.columns
+                    },
+                    **self.shared,
+                }
+                for index in range(count)
+            ]
+            prepared = self._by_count[count] = Prepared(insert(self.table).values(values))
+        params = dict(shared_params)
+        for index, row in enumerate(rows):
+            for column in self.columns:
+                params[f"{column}_{index}"] = row[column]
+        return prepared, params
+
+
 class FastTransaction:
     """What a hot path may do inside ``fast_transaction``: read rows, write rows."""
 
@@ -50,6 +87,11 @@ class FastTransaction:
 
     def write(self, prepared: Prepared, params: dict | list[dict]) -> None:
         raise NotImplementedError
+
+    def insert_rows(self, prepared: PreparedRows, rows: list[dict], **shared_params) -> None:
+        """Insert ``rows`` with one statement."""
+        if rows:
+            self.write(*prepared.for_rows(rows, shared_params))
 
 
 class _Pipelined(FastTransaction):

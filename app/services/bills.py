@@ -1,7 +1,7 @@
 """Settling pay-as-you-go bills: the deduction order applied to locked rows, exactly once per bill.
 
 This is the hot path, so it runs on ``fast_transaction``: on PostgreSQL one round trip locks the
-billed account (and finds an earlier settlement of the bill), one locks its spendable units, and
+billed account (finding any earlier settlement of the bill) and then its spendable units, and
 one carries every write with the COMMIT: the ledger transaction ``bill:<bill_id>`` (whose unique
 key makes the bill happen once), its entries, the new balances, the bill and its allocations.
 """
@@ -125,7 +125,12 @@ def _settle(
     marketplace: CloudMarketplace,
     actor: str,
 ) -> SettledBill:
-    found = tx.rows(LOCK_BILLED_ACCOUNT, {"bill_id": bill_id, "workspace_id": workspace_id})
+    now = clock.now()
+    # Both locks in one round trip: the account row first, then its units (see locks).
+    found, unit_rows = tx.rows_together(
+        (LOCK_BILLED_ACCOUNT, {"bill_id": bill_id, "workspace_id": workspace_id}),
+        (LOCK_UNITS if product == "general" else LOCK_CARDS, {"workspace_id": workspace_id, "now": now}),
+    )
     if not found:
         earlier = tx.rows(FIND_BILL, {"bill_id": bill_id})
         if earlier:
@@ -137,9 +142,7 @@ def _settle(
     if earlier_hash is not None:
         return _replay(bill_id, request_hash, earlier_hash, earlier)
 
-    now = clock.now()
-    lock = LOCK_UNITS if product == "general" else LOCK_CARDS
-    units = locked_units(tx.rows(lock, {"account_id": account_id, "now": now}))
+    units = locked_units(unit_rows)
     allocations = allocate(
         amount_fen,
         settlement=settlement,

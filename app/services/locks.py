@@ -3,7 +3,8 @@
 The order: the account row first, then its coupons by id, then its prepaid cards by id, then
 anything else (an API token, an activation code). Every service that changes an account's
 balances goes through these helpers: ``lock_account`` (an ORM session) or, on the settlement
-hot path, ``LOCK_BILLED_ACCOUNT`` then ``LOCK_UNITS``/``LOCK_CARDS`` (prepared statements). SQLite
+hot path, ``LOCK_BILLED_ACCOUNT`` then ``LOCK_UNITS``/``LOCK_CARDS`` (prepared statements, sent
+together and run in that order). SQLite
 has no row locks; there each write transaction holds the database write lock from BEGIN (see
 ``adapters.db``), which is stricter.
 """
@@ -89,7 +90,9 @@ def _spendable(model, bucket: str):
             table.c.created_at,
         )
         .where(
-            table.c.account_id == bindparam("account_id"),
+            # The account by its workspace, so this can be sent along with LOCK_BILLED_ACCOUNT.
+            table.c.account_id
+            == select(Workspace.account_id).where(Workspace.id == bindparam("workspace_id")).scalar_subquery(),
             table.c.status == literal_column("'active'"),
             table.c.balance_fen > 0,
             table.c.valid_from <= now,

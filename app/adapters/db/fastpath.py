@@ -83,6 +83,10 @@ class FastTransaction:
     """What a hot path may do inside ``fast_transaction``: read rows, write rows."""
 
     def rows(self, prepared: Prepared, params: dict) -> list[tuple]:
+        return self.rows_together((prepared, params))[0]
+
+    def rows_together(self, *queries: tuple[Prepared, dict]) -> list[list[tuple]]:
+        """Run reads in order and return the rows of each; on PostgreSQL in one round trip."""
         raise NotImplementedError
 
     def write(self, prepared: Prepared, params: dict | list[dict]) -> None:
@@ -96,13 +100,19 @@ class FastTransaction:
 
 class _Pipelined(FastTransaction):
     def __init__(self, driver_connection, dialect):
+        self._driver = driver_connection
         self._cursor = driver_connection.cursor()
         self._dialect = dialect
 
-    def rows(self, prepared, params):
-        compiled = prepared.compiled(self._dialect)
-        self._cursor.execute(compiled.string, compiled.construct_params(params))
-        return self._cursor.fetchall()
+    def rows_together(self, *queries):
+        cursors = []
+        for prepared, params in queries:
+            compiled = prepared.compiled(self._dialect)
+            # A cursor per read: each keeps its own result while the pipeline runs them all.
+            cursor = self._driver.cursor()
+            cursor.execute(compiled.string, compiled.construct_params(params))
+            cursors.append(cursor)
+        return [cursor.fetchall() for cursor in cursors]
 
     def write(self, prepared, params):
         compiled = prepared.compiled(self._dialect)
@@ -119,8 +129,11 @@ class _Plain(FastTransaction):
     def __init__(self, connection):
         self._connection = connection
 
-    def rows(self, prepared, params):
-        return [tuple(row) for row in self._connection.execute(prepared.statement, params)]
+    def rows_together(self, *queries):
+        return [
+            [tuple(row) for row in self._connection.execute(prepared.statement, params)]
+            for prepared, params in queries
+        ]
 
     def write(self, prepared, params):
         if isinstance(params, list) and not params:

@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from app.domain.remittance import (
     ALPHABET,
     CODE_LENGTH,
@@ -55,3 +58,12 @@ def test_display_groups_the_code():
 def test_wrong_length_or_foreign_characters_are_invalid():
     assert not is_valid("ABC")
     assert not is_valid("ABCDEFGH0")
+
+
+@given(st.text())
+def test_normalize_drops_exactly_the_separators_after_folding(text):
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).upper()
+    separators = " \t\r\n-_\u2010\u2011\u2012\u2013\u2014\u2212"
+    assert normalize_text(text) == "".join(ch for ch in folded if ch not in separators)

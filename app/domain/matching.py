@@ -28,7 +28,7 @@ _RUN = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH - 1},}}")
 
 @dataclass(frozen=True)
 class LineFacts:
-    """What the rules read of a statement line."""
+    """What the rules read of a statement line; any object with these attributes will do."""
 
     booked: bool
     reversal: bool
@@ -57,11 +57,16 @@ class CodeIndex:
 
     def __init__(self, codes: Mapping[str, str]):
         self.accounts: dict[str, str] = dict(codes)
-        deletions: dict[str, set[str]] = {}
+        self.deletions: dict[str, list[str]] = {}
+        deletions = self.deletions
         for code in self.accounts:
             for i in range(len(code)):
-                deletions.setdefault(code[:i] + code[i + 1 :], set()).add(code)
-        self.deletions: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in deletions.items()}
+                variant = code[:i] + code[i + 1 :]
+                bucket = deletions.get(variant)
+                if bucket is None:
+                    deletions[variant] = [code]
+                elif code not in bucket:  # a doubled letter gives one variant twice
+                    bucket.append(code)
 
     def exact(self, runs: list[str]) -> set[str]:
         """Return the issued codes standing in the runs."""

@@ -9,12 +9,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..adapters.db.bulk import insert_ignoring_conflicts
+from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, update_rows
 from ..adapters.db.models import UNIT_MODELS, Account, LedgerEntry, LedgerTransaction
 from ..domain.errors import InsufficientFunds, NotFound
 from ..domain.topup import TopupSplit, split_topup
@@ -172,9 +173,8 @@ def _topup_postings(split: TopupSplit) -> list[Posting]:
     ]
 
 
-@dataclass(frozen=True)
-class TopupCredit:
-    """One top-up for ``credit_topups_bulk``."""
+class TopupCredit(NamedTuple):
+    """One top-up for ``credit_topups_bulk`` (a tuple: bulk callers build tens of thousands)."""
 
     account_id: str
     amount_fen: int
@@ -199,10 +199,11 @@ def credit_topups_bulk(
 
     Each credit is booked as ``credit_topup`` would book it, in the order given: arrears are
     paid off first (and become invoiceable), the rest is cash; its transaction and entries
-    carry its own idempotency key, and a key recorded before is skipped (exactly once). The
-    touched accounts are locked in id order by one ``SELECT ... FOR NO KEY UPDATE`` and their
-    balances written once each. The session must hold no ORM copies of these accounts: the
-    balance update goes around the identity map.
+    carry its own idempotency key. The touched accounts are locked first, in id order, by one
+    ``SELECT ... FOR NO KEY UPDATE``; a key recorded before (seen under those locks) is then
+    skipped, and the unique key stops anything that slips past. Cached balances are written
+    once per account. The session must hold no ORM copies of these accounts: the balance
+    update goes around the identity map.
     """
     if not credits:
         return set()
@@ -210,72 +211,61 @@ def credit_topups_bulk(
     if len(set(keys)) != len(keys):
         raise ValueError("a bulk credit names one idempotency key twice")
     balances = _lock_balances(session, sorted({credit.account_id for credit in credits}))
-
     txns = LedgerTransaction.__table__
-    inserted = session.execute(
-        insert_ignoring_conflicts(session, txns, ["idempotency_key"]).returning(
-            txns.c.idempotency_key, txns.c.id
+    recorded = existing_values(session, txns, "idempotency_key", keys)
+    todo = [credit for credit in credits if credit.key not in recorded]
+    txn_ids = allocate_ids(session, txns, len(todo))
+    copy_rows(
+        session,
+        txns,
+        ("id", "idempotency_key", "account_id", "kind", "reference", "memo", "actor", "created_at"),
+        (
+            (txn_id, c.key, c.account_id, kind, c.reference, c.memo, actor, now)
+            for txn_id, c in zip(txn_ids, todo)
         ),
-        [
-            {
-                "idempotency_key": credit.key,
-                "account_id": credit.account_id,
-                "kind": kind,
-                "reference": credit.reference,
-                "memo": credit.memo,
-                "actor": actor,
-                "created_at": now,
-            }
-            for credit in credits
-        ],
     )
-    txn_ids = dict(inserted.all())
+    copy_rows(session, LedgerEntry.__table__, _ENTRY_COLUMNS, _topup_entries(todo, txn_ids, balances, now))
+    update_rows(
+        session,
+        Account.__table__,
+        "id",
+        ("cash_fen", "arrears_fen", "invoiceable_fen"),
+        (
+            (a, balances[a]["cash"], balances[a]["arrears"], balances[a]["invoiceable"])
+            for a in sorted({credit.account_id for credit in todo})
+        ),
+    )
+    return {credit.key for credit in todo}
 
-    entries = []
-    for credit in credits:
-        txn_id = txn_ids.get(credit.key)
-        if txn_id is None:
-            continue  # recorded before: nothing moves again
+
+_ENTRY_COLUMNS = (
+    "transaction_id",
+    "idempotency_key",
+    "account_id",
+    "bucket",
+    "amount_fen",
+    "balance_after_fen",
+    "created_at",
+)
+
+
+def _topup_entries(credits, txn_ids, balances, now):
+    """Yield the entry rows of the credits in order, moving ``balances`` as they go."""
+    for credit, txn_id in zip(credits, txn_ids):
         balance = balances[credit.account_id]
         split = split_topup(credit.amount_fen, balance["arrears"])
         postings = [p for p in _topup_postings(split) if p.amount_fen]
         for index, posting in enumerate(postings):
             balance[posting.bucket] += posting.amount_fen
-            entries.append(
-                {
-                    "transaction_id": txn_id,
-                    "idempotency_key": _entry_key(credit.key, index, posting.bucket, None),
-                    "account_id": credit.account_id,
-                    "bucket": posting.bucket,
-                    "unit_id": None,
-                    "amount_fen": posting.amount_fen,
-                    "balance_after_fen": balance[posting.bucket],
-                    "created_at": now,
-                }
+            yield (
+                txn_id,
+                _entry_key(credit.key, index, posting.bucket, None),
+                credit.account_id,
+                posting.bucket,
+                posting.amount_fen,
+                balance[posting.bucket],
+                now,
             )
-    if entries:
-        session.execute(insert(LedgerEntry.__table__), entries)
-        accounts = Account.__table__
-        touched = {entry["account_id"] for entry in entries}
-        session.execute(
-            update(accounts)
-            .where(accounts.c.id == bindparam("b_id"))
-            .values(
-                cash_fen=bindparam("b_cash"),
-                arrears_fen=bindparam("b_arrears"),
-                invoiceable_fen=bindparam("b_invoiceable"),
-            ),
-            [
-                {
-                    "b_id": account_id,
-                    "b_cash": balances[account_id]["cash"],
-                    "b_arrears": balances[account_id]["arrears"],
-                    "b_invoiceable": balances[account_id]["invoiceable"],
-                }
-                for account_id in sorted(touched)
-            ],
-        )
-    return set(txn_ids)
 
 
 def _lock_balances(session: Session, account_ids: list[str]) -> dict[str, dict[str, int]]:

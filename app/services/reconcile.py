@@ -12,12 +12,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..adapters.db import Database
+from ..adapters.db.bulk import update_rows
 from ..adapters.db.models import Account, StatementLine
-from ..domain.matching import MATCHED, UNMATCHED, CodeIndex, LineFacts, PayerIndex, classify_all
+from ..domain.matching import MATCHED, UNMATCHED, CodeIndex, PayerIndex, classify_all
 from . import ledger
 from .clock import Clock
 
@@ -63,19 +64,6 @@ def load_payer_index(session: Session) -> PayerIndex:
         .distinct()
     )
     return PayerIndex(rows.all())
-
-
-def facts(line) -> LineFacts:
-    """Return what the rules read of a parsed or stored line."""
-    return LineFacts(
-        booked=line.booked,
-        reversal=line.reversal,
-        direction=line.direction,
-        currency=line.currency,
-        memo=line.memo,
-        reference=line.reference,
-        counterparty_account=line.counterparty_account,
-    )
 
 
 def credit_lines(session: Session, now: datetime, lines: Iterable[MatchedLine]) -> int:
@@ -133,7 +121,7 @@ def reconcile(db: Database, clock: Clock) -> dict[str, int]:
             if not rows:
                 break
             after = rows[-1].id
-            decisions = classify_all((facts(row) for row in rows), codes, payers)
+            decisions = classify_all(rows, codes, payers)
             _apply(session, clock.now(), rows, decisions)
             counts.update(decision.status for decision in decisions)
     counts["lines"] = sum(counts[status] for status in STATUSES)
@@ -166,32 +154,24 @@ def _apply(session: Session, now: datetime, rows, decisions) -> None:
     ]
     if not changed:
         return
-    table = StatementLine.__table__
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            account_id=bindparam("b_account_id"),
-            suggested_account_id=bindparam("b_suggested"),
-            reason=bindparam("b_reason"),
-            credits=bindparam("b_credits"),
-            matched_by=bindparam("b_matched_by"),
-            matched_at=bindparam("b_matched_at"),
-        ),
-        [
-            {
-                "b_id": row.id,
-                "b_status": decision.status,
-                "b_account_id": decision.account_id,
-                "b_suggested": decision.suggested_account_id,
-                "b_reason": decision.reason,
-                "b_credits": 1 if decision.status == MATCHED else 0,
-                "b_matched_by": RECONCILER if decision.status == MATCHED else None,
-                "b_matched_at": now if decision.status == MATCHED else None,
-            }
+    update_rows(
+        session,
+        StatementLine.__table__,
+        "id",
+        ("status", "account_id", "suggested_account_id", "reason", "credits", "matched_by", "matched_at"),
+        (
+            (
+                row.id,
+                decision.status,
+                decision.account_id,
+                decision.suggested_account_id,
+                decision.reason,
+                1 if decision.status == MATCHED else 0,
+                RECONCILER if decision.status == MATCHED else None,
+                now if decision.status == MATCHED else None,
+            )
             for row, decision in changed
-        ],
+        ),
     )
     credit_lines(
         session,

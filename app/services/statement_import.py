@@ -12,11 +12,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..adapters.db import Database
-from ..adapters.db.bulk import insert_ignoring_conflicts
+from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, insert_ignoring_conflicts
 from ..adapters.db.models import Statement, StatementLine
 from ..adapters.statements import parse_statement
 from ..domain.errors import StatementRejected
@@ -32,6 +33,7 @@ MAX_STATEMENT_BYTES = 20 * 1024 * 1024
 # that the unique index stays small; the mapping is fixed, like the identity scheme itself.
 _MAX_KEY = 200
 _MAX_ACCOUNT = 100
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,23 @@ def import_statement(
         return known
     parsed = parse_statement(data, format)
     keys = [_stored(key, _MAX_KEY) for key in line_identities(parsed.lines)]
-    now = clock.now()
-    with db.transaction() as session:
-        statement_id = _insert_statement(session, parsed, sha256, data, filename, actor, now)
-        if statement_id is None:
-            created = False  # a concurrent import of the same bytes committed first
-        else:
-            created = True
-            counts = _store_lines(session, statement_id, parsed, keys, now)
-    if not created:
-        return _known_statement(db, sha256)
+    for attempt in range(1, _ATTEMPTS + 1):
+        now = clock.now()
+        try:
+            with db.transaction() as session:
+                statement_id = _insert_statement(session, parsed, sha256, data, filename, actor, now)
+                if statement_id is not None:
+                    counts = _store_lines(session, statement_id, parsed, keys, now)
+            break
+        except (IntegrityError, OperationalError) as exc:
+            # An overlapping statement imported at the same moment stored some of these
+            # lines first (the unique identity refused ours), or the two deadlocked: the
+            # whole file rolled back; again, its lines are found stored and skipped.
+            if attempt == _ATTEMPTS or not _is_race(exc):
+                raise
+            log.info("statement import raced another import; retrying", extra={"attempt": attempt})
+    if statement_id is None:
+        return _known_statement(db, sha256)  # a concurrent import of these bytes came first
     lines_new = sum(counts.values())
     log.info(
         "statement imported",
@@ -125,71 +134,103 @@ def _insert_statement(
     ).scalar_one_or_none()
 
 
+_LINE_COLUMNS = (
+    "id",
+    "statement_id",
+    "bank_account",
+    "identity_key",
+    "line_no",
+    "raw",
+    "transaction_id",
+    "booked_at",
+    "amount_fen",
+    "currency",
+    "direction",
+    "counterparty_name",
+    "counterparty_account",
+    "memo",
+    "reference",
+    "booked",
+    "reversal",
+    "status",
+    "account_id",
+    "suggested_account_id",
+    "reason",
+    "credits",
+    "matched_by",
+    "matched_at",
+)
+
+
 def _store_lines(
     session: Session, statement_id: int, parsed: ParsedStatement, keys: list[str], now
 ) -> dict[str, int]:
     """Insert the lines not stored before, classified; credit the matched ones."""
+    table = StatementLine.__table__
+    bank_account = _stored(parsed.account.strip(), _MAX_ACCOUNT)
+    stored = existing_values(session, table, "identity_key", keys, bank_account=bank_account)
+    new = [(line, key) for line, key in zip(parsed.lines, keys) if key not in stored]
     codes = reconcile.load_code_index(session)
     payers = reconcile.load_payer_index(session)
-    decisions = classify_all(map(reconcile.facts, parsed.lines), codes, payers)
-    bank_account = _stored(parsed.account.strip(), _MAX_ACCOUNT)
-    rows = []
-    for line, key, decision in zip(parsed.lines, keys, decisions):
-        matched = decision.status == MATCHED
-        rows.append(
-            {
-                "statement_id": statement_id,
-                "bank_account": bank_account,
-                "identity_key": key,
-                "line_no": line.line_no,
-                "raw": line.raw,
-                "transaction_id": line.transaction_id,
-                "booked_at": line.booked_at.isoformat(),
-                "amount_fen": line.amount_fen,
-                "currency": line.currency,
-                "direction": line.direction,
-                "counterparty_name": line.counterparty_name,
-                "counterparty_account": line.counterparty_account,
-                "memo": line.memo,
-                "reference": line.reference,
-                "booked": line.booked,
-                "reversal": line.reversal,
-                "status": decision.status,
-                "account_id": decision.account_id,
-                "suggested_account_id": decision.suggested_account_id,
-                "reason": decision.reason,
-                "credits": 1 if matched else 0,
-                "matched_by": reconcile.RECONCILER if matched else None,
-                "matched_at": now if matched else None,
-            }
-        )
-    table = StatementLine.__table__
-    if rows:
-        session.execute(
-            insert_ignoring_conflicts(session, table, ["bank_account", "identity_key"]), rows
-        )
-    # What this statement added is exactly the rows carrying its id.
-    matched = session.execute(
-        select(table.c.id, table.c.account_id, table.c.amount_fen, table.c.reason)
-        .where(table.c.statement_id == statement_id, table.c.status == MATCHED)
-        .order_by(table.c.line_no, table.c.id)
-    ).all()
-    reconcile.credit_lines(session, now, [reconcile.MatchedLine(*row) for row in matched])
-    counts = Counter(
-        dict(
-            session.execute(
-                select(table.c.status, func.count())
-                .where(table.c.statement_id == statement_id)
-                .group_by(table.c.status)
-            ).all()
-        )
+    decisions = classify_all((line for line, _key in new), codes, payers)
+    ids = allocate_ids(session, table, len(new))
+    copy_rows(
+        session,
+        table,
+        _LINE_COLUMNS,
+        (
+            (
+                line_id,
+                statement_id,
+                bank_account,
+                key,
+                line.line_no,
+                line.raw,
+                line.transaction_id,
+                line.booked_at.isoformat(),
+                line.amount_fen,
+                line.currency,
+                line.direction,
+                line.counterparty_name,
+                line.counterparty_account,
+                line.memo,
+                line.reference,
+                line.booked,
+                line.reversal,
+                decision.status,
+                decision.account_id,
+                decision.suggested_account_id,
+                decision.reason,
+                1 if decision.status == MATCHED else 0,
+                reconcile.RECONCILER if decision.status == MATCHED else None,
+                now if decision.status == MATCHED else None,
+            )
+            for line_id, (line, key), decision in zip(ids, new, decisions)
+        ),
+    )
+    # In file order, so that arrears are paid off line by line as the money came in.
+    reconcile.credit_lines(
+        session,
+        now,
+        [
+            reconcile.MatchedLine(line_id, decision.account_id, line.amount_fen, decision.reason)
+            for line_id, (line, _key), decision in zip(ids, new, decisions)
+            if decision.status == MATCHED
+        ],
     )
     session.execute(
         update(Statement.__table__)
         .where(Statement.__table__.c.id == statement_id)
-        .values(lines_new=sum(counts.values()))
+        .values(lines_new=len(new))
     )
-    return dict(counts)
+    return dict(Counter(decision.status for decision in decisions))
+
+
+def _is_race(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    # PostgreSQL: deadlock detected, serialization failure.
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 
 def _stored(text: str, limit: int) -> str:

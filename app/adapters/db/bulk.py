@@ -1,13 +1,145 @@
-"""Set-based writes that behave the same on SQLite and PostgreSQL."""
+"""Set-based writes that behave the same on SQLite and PostgreSQL.
+
+On PostgreSQL rows travel by ``COPY``: the server inserts them (constraints, unique indexes
+and foreign keys all apply) while the client is still producing the next ones, and nothing
+renders or parses one statement per thousand rows. Ids are drawn from the table's sequence
+beforehand, so that rows referring to each other can be produced without a round trip.
+SQLite, in process, takes the same rows by ``executemany``.
+"""
 from __future__ import annotations
 
-from sqlalchemy import Table
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+# SQLite binds at most 32,766 parameters per statement; stay well below.
+_SQLITE_CHUNK = 500
 
 
 def insert_ignoring_conflicts(session: Session, table: Table, conflict_columns: list[str]):
     """Return ``INSERT ... ON CONFLICT (columns) DO NOTHING`` for the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    dialect_insert = postgresql.insert if _is_postgresql(session) else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+
+
+def existing_values(
+    session: Session, table: Table, column: str, values: Sequence[str], **equal
+) -> set[str]:
+    """Return which of ``values`` stand in ``column`` (rows also matching ``equal``)."""
+    if not values:
+        return set()
+    if _is_postgresql(session):
+        conditions = "".join(f" AND {_name(name)} = %s" for name in equal)
+        sql = (
+            f"SELECT {_name(column)} FROM {_name(table.name)} "
+            f"WHERE {_name(column)} = ANY(%s){conditions}"
+        )
+        with _cursor(session) as cursor:
+            cursor.execute(sql, [list(values), *equal.values()])
+            return {row[0] for row in cursor}
+    found: set[str] = set()
+    target = table.c[column]
+    for start in range(0, len(values), _SQLITE_CHUNK):
+        query = select(target).where(target.in_(values[start : start + _SQLITE_CHUNK]))
+        for name, value in equal.items():
+            query = query.where(table.c[name] == value)
+        found.update(session.execute(query).scalars())
+    return found
+
+
+def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
+    """Reserve ``count`` new primary-key values of ``table``.
+
+    PostgreSQL draws them from the column's sequence. SQLite counts on from the largest id:
+    safe because every write transaction there holds the database lock from BEGIN.
+    """
+    if count <= 0:
+        return []
+    if _is_postgresql(session):
+        with _cursor(session) as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table.name, count],
+            )
+            return [row[0] for row in cursor]
+    start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
+    return list(range(start, start + count))
+
+
+def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[tuple]) -> int:
+    """Insert rows (tuples in ``columns`` order) and return how many; any conflict fails."""
+    if _is_postgresql(session):
+        count = 0
+        with _cursor(session) as cursor:
+            with cursor.copy(f"COPY {_name(table.name)} ({_names(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+        return count
+    params = [dict(zip(columns, row)) for row in rows]
+    if params:
+        session.execute(insert(table), params)
+    return len(params)
+
+
+def update_rows(
+    session: Session, table: Table, key: str, columns: Sequence[str], rows: Iterable[tuple]
+) -> None:
+    """Update rows by ``key``: each tuple is the key value, then ``columns`` in order."""
+    if _is_postgresql(session):
+        temp = _name(f"bulk_{table.name}")
+        assignments = ", ".join(f"{_name(c)} = t.{_name(c)}" for c in columns)
+        with _cursor(session) as cursor:
+            # Same column types as the target, no constraints; gone at commit at the latest.
+            cursor.execute(
+                f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS "
+                f"SELECT {_names([key, *columns])} FROM {_name(table.name)} WITH NO DATA"
+            )
+            with cursor.copy(f"COPY {temp} ({_names([key, *columns])}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"UPDATE {_name(table.name)} SET {assignments} FROM {temp} AS t "
+                f"WHERE {_name(table.name)}.{_name(key)} = t.{_name(key)}"
+            )
+            cursor.execute(f"DROP TABLE {temp}")
+        return
+    params = [{f"b_{name}": value for name, value in zip([key, *columns], row)} for row in rows]
+    if params:
+        session.execute(
+            update(table)
+            .where(table.c[key] == bindparam(f"b_{key}"))
+            .values({name: bindparam(f"b_{name}") for name in columns}),
+            params,
+        )
+
+
+@contextmanager
+def _cursor(session: Session) -> Iterator:
+    """A cursor on the session's own driver connection (same transaction).
+
+    Driver errors come out as SQLAlchemy's (``IntegrityError``...), as from ``execute``.
+    """
+    connection = session.connection()
+    dbapi = connection.dialect.dbapi
+    try:
+        with connection.connection.driver_connection.cursor() as cursor:
+            yield cursor
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _name(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _names(identifiers: Iterable[str]) -> str:
+    return ", ".join(_name(identifier) for identifier in identifiers)

@@ -1,0 +1,62 @@
+"""ledger.credit_topups_bulk books exactly what credit_topup would, on SQLite and PostgreSQL."""
+from sqlalchemy import select
+
+from app.adapters.db.models import LedgerEntry
+from app.services import ledger
+from app.services.accounts import create_account
+from tests.integration.statement_helpers import assert_ledger_clean, balances
+
+
+def owing(wallet, name: str, arrears_fen: int) -> str:
+    account = create_account(wallet.db, wallet.clock, name=name, settlement="guance")
+    with wallet.db.transaction() as session:
+        locked = ledger.lock_account(session, account.id)
+        ledger.record(session, locked, key=f"bill:{name}", kind="bill", now=wallet.clock.now(),
+                      postings=[ledger.Posting("arrears", arrears_fen)])
+    return account.id
+
+
+def entries(wallet, account_id):
+    with wallet.db.sessions() as session:
+        rows = session.execute(
+            select(LedgerEntry.bucket, LedgerEntry.amount_fen, LedgerEntry.balance_after_fen,
+                   LedgerEntry.idempotency_key)
+            .where(LedgerEntry.account_id == account_id)
+            .order_by(LedgerEntry.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def test_bulk_credits_pay_arrears_first_in_the_order_given_like_single_credits(wallet):
+    bulk_id, single_id = owing(wallet, "bulk", 30_00), owing(wallet, "single", 30_00)
+    now = wallet.clock.now()
+    with wallet.db.transaction() as session:
+        credited = ledger.credit_topups_bulk(
+            session,
+            [ledger.TopupCredit(bulk_id, 10_00, "k1"), ledger.TopupCredit(bulk_id, 50_00, "k2")],
+            kind="topup_bank",
+            now=now,
+        )
+    assert credited == {"k1", "k2"}
+    for key, amount in (("k1", 10_00), ("k2", 50_00)):
+        with wallet.db.transaction() as session:
+            account = ledger.lock_account(session, single_id)
+            ledger.credit_topup(session, account, amount_fen=amount, key=key + "-single",
+                                kind="topup_bank", now=now)
+    assert balances(wallet, bulk_id) == balances(wallet, single_id) == (30_00, 0, 30_00)
+    strip = [(bucket, amount, after, key.split("/")[1]) for bucket, amount, after, key in entries(wallet, bulk_id)]
+    same = [(bucket, amount, after, key.split("/")[1]) for bucket, amount, after, key in entries(wallet, single_id)]
+    assert strip == same
+    assert_ledger_clean(wallet)
+
+
+def test_bulk_credit_skips_keys_recorded_before(wallet):
+    account_id = owing(wallet, "again", 0 + 1)
+    now = wallet.clock.now()
+    credits = [ledger.TopupCredit(account_id, 5_00, "bank:1")]
+    with wallet.db.transaction() as session:
+        assert ledger.credit_topups_bulk(session, credits, kind="topup_bank", now=now) == {"bank:1"}
+    with wallet.db.transaction() as session:
+        assert ledger.credit_topups_bulk(session, credits, kind="topup_bank", now=now) == set()
+    assert balances(wallet, account_id) == (4_99, 0, 1)
+    assert_ledger_clean(wallet)

@@ -6,7 +6,7 @@ of coupons, prepaid cards, cash and nothing (arrears), then drives ``settle_bill
 worker processes and prints bills per second. The database is dropped at the end; the ledger is
 verified before that.
 
-    .venv/bin/python scripts/bench_settlement.py [--bills 20000] [--hot-bills 4000] [--workers 6]
+    .venv/bin/python scripts/bench_settlement.py [--bills 20000] [--hot-bills 4000] [--workers 8] [--hot-workers 8]
 """
 from __future__ import annotations
 
@@ -120,8 +120,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--bills", type=int, default=20000)
     parser.add_argument("--hot-bills", type=int, default=4000)
-    parser.add_argument("--workers", type=int, default=6)
-    parser.add_argument("--hot-workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--hot-workers", type=int, default=8)
     args = parser.parse_args()
 
     name = f"bench_settlement_{os.getpid()}_{secrets.token_hex(3)}"

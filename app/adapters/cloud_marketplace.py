@@ -16,7 +16,8 @@ from .db.fastpath import FastTransaction, Prepared
 from .db.models import CloudCharge
 
 INSERT_CHARGE = Prepared(
-    insert(CloudCharge.__table__), columns=["bill_id", "account_id", "amount_fen", "status", "created_at"]
+    insert(CloudCharge.__table__),
+    columns=["bill_id", "account_id", "amount_fen", "status", "created_at"],
 )
 
 

@@ -16,7 +16,13 @@ from sqlalchemy import bindparam, insert, select, update
 
 from ..adapters.cloud_marketplace import CloudMarketplace, RecordingCloudMarketplace
 from ..adapters.db import Database
-from ..adapters.db.fastpath import DuplicateKey, FastTransaction, Prepared, PreparedRows, fast_transaction
+from ..adapters.db.fastpath import (
+    DuplicateKey,
+    FastTransaction,
+    Prepared,
+    PreparedRows,
+    fast_transaction,
+)
 from ..adapters.db.models import Bill, BillAllocation, Coupon, PrepaidCard
 from ..domain.deduction import ARREARS, CASH, CLOUD_ACCOUNT, PRODUCTS, Allocation, allocate
 from ..domain.errors import Conflict, InvalidInput
@@ -82,7 +88,9 @@ def settle_bill(
     The same ``bill_id`` with another workspace, product or amount is a 409 and moves nothing.
     """
     if not bill_id or len(bill_id) > 100:
-        raise InvalidInput("bill_id must be 1 to 100 characters", code="invalid_field", field="bill_id")
+        raise InvalidInput(
+            "bill_id must be 1 to 100 characters", code="invalid_field", field="bill_id"
+        )
     if product not in PRODUCTS:
         raise InvalidInput(
             f"product must be one of {', '.join(PRODUCTS)}", code="invalid_field", field="product"
@@ -210,7 +218,10 @@ def _settle(
     cloud_fen = sum(a.amount_fen for a in allocations if a.source == CLOUD_ACCOUNT)
     if cloud_fen:
         marketplace.charge(tx, account_id=account_id, bill_id=bill_id, amount_fen=cloud_fen, now=now)
-    log.info("bill settled", extra={"bill_id": bill_id, "account_id": account_id, "amount_fen": amount_fen})
+    log.info(
+        "bill settled",
+        extra={"bill_id": bill_id, "account_id": account_id, "amount_fen": amount_fen},
+    )
     return SettledBill(result, replayed=False)
 
 

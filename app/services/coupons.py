@@ -25,9 +25,13 @@ GUESS_WINDOW = timedelta(hours=1)
 def check_window(valid_from: datetime, expires_at: datetime, now: datetime) -> None:
     """Refuse an empty validity window or one that has already ended."""
     if expires_at <= valid_from:
-        raise InvalidInput("expires_at must be after valid_from", code="invalid_window", field="expires_at")
+        raise InvalidInput(
+            "expires_at must be after valid_from", code="invalid_window", field="expires_at"
+        )
     if expires_at <= now:
-        raise InvalidInput("expires_at must be in the future", code="invalid_window", field="expires_at")
+        raise InvalidInput(
+            "expires_at must be in the future", code="invalid_window", field="expires_at"
+        )
 
 
 def allocate_coupon(

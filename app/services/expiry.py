@@ -32,7 +32,10 @@ class ExpirySummary:
     forfeited_fen: int = 0
 
     def line(self) -> str:
-        return f"expired {self.coupons} coupon(s), {self.cards} card(s), forfeited {self.forfeited_fen} fen"
+        return (
+            f"expired {self.coupons} coupon(s), {self.cards} card(s),"
+            f" forfeited {self.forfeited_fen} fen"
+        )
 
 
 def expire_credits(db: Database, clock: Clock) -> ExpirySummary:
@@ -44,24 +47,36 @@ def expire_credits(db: Database, clock: Clock) -> ExpirySummary:
             session.execute(
                 union(
                     *(
-                        select(model.account_id).where(model.status == "active", model.expires_at <= now)
+                        select(model.account_id).where(
+                            model.status == "active", model.expires_at <= now
+                        )
                         for _, model in _UNITS
                     )
                 )
             ).scalars()
         )
-    busy = [account_id for account_id in account_ids if not _expire(db, account_id, now, summary, wait=False)]
+    busy = [
+        account_id
+        for account_id in account_ids
+        if not _expire(db, account_id, now, summary, wait=False)
+    ]
     for account_id in busy:
         _expire(db, account_id, now, summary, wait=True)
     if summary.coupons or summary.cards:
         log.info(
             "credits expired",
-            extra={"coupons": summary.coupons, "cards": summary.cards, "forfeited_fen": summary.forfeited_fen},
+            extra={
+                "coupons": summary.coupons,
+                "cards": summary.cards,
+                "forfeited_fen": summary.forfeited_fen,
+            },
         )
     return summary
 
 
-def _expire(db: Database, account_id: str, now: datetime, summary: ExpirySummary, *, wait: bool) -> bool:
+def _expire(
+    db: Database, account_id: str, now: datetime, summary: ExpirySummary, *, wait: bool
+) -> bool:
     """Expire one account's due units in one transaction; False when skipped as busy."""
     found = ExpirySummary()
     try:

@@ -27,7 +27,15 @@ INSERT_TRANSACTION = Prepared(
 # Entries find their transaction by its key, so they can be queued right behind it.
 INSERT_ENTRIES = PreparedRows(
     LedgerEntry.__table__,
-    ["idempotency_key", "account_id", "bucket", "unit_id", "amount_fen", "balance_after_fen", "created_at"],
+    [
+        "idempotency_key",
+        "account_id",
+        "bucket",
+        "unit_id",
+        "amount_fen",
+        "balance_after_fen",
+        "created_at",
+    ],
     shared={
         "transaction_id": select(_txns.c.id)
         .where(_txns.c.idempotency_key == bindparam("transaction_key"))

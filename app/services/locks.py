@@ -68,7 +68,9 @@ LOCK_BILLED_ACCOUNT = Prepared(
     )
     .where(
         _accounts.c.id
-        == select(Workspace.account_id).where(Workspace.id == bindparam("workspace_id")).scalar_subquery()
+        == select(Workspace.account_id)
+        .where(Workspace.id == bindparam("workspace_id"))
+        .scalar_subquery()
     )
     .with_for_update(of=_accounts)
 )
@@ -92,7 +94,9 @@ def _spendable(model, bucket: str):
         .where(
             # The account by its workspace, so this can be sent along with LOCK_BILLED_ACCOUNT.
             table.c.account_id
-            == select(Workspace.account_id).where(Workspace.id == bindparam("workspace_id")).scalar_subquery(),
+            == select(Workspace.account_id)
+            .where(Workspace.id == bindparam("workspace_id"))
+            .scalar_subquery(),
             table.c.status == literal_column("'active'"),
             table.c.balance_fen > 0,
             table.c.valid_from <= now,

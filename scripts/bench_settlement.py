@@ -141,7 +141,11 @@ def main() -> None:
         hot_workspace = workspaces[0]  # coupons, cards and cash, then arrears
         hot = run(url, [hot_workspace], args.hot_bills, args.hot_workers, "hot")
         with db.sessions() as session:
+            drawn = session.execute(
+                text("SELECT source, count(*) FROM bill_allocations GROUP BY source ORDER BY 2 DESC")
+            ).all()
             differences = ledger.verify(session)
+        print("allocations by source: " + ", ".join(f"{source} {count}" for source, count in drawn))
         print(f"ledger verify: {len(differences)} difference(s)")
         print(f"RESULT spread {spread:,.0f} bills/s, single hot account {hot:,.0f} bills/s")
         db.dispose()

@@ -148,29 +148,38 @@ def fast_transaction(db: Database) -> Iterator[FastTransaction]:
     A unique violation anywhere in it (often seen only at COMMIT on PostgreSQL, where writes
     are queued) is raised as ``DuplicateKey``.
     """
-    with db.engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        if db.is_sqlite or not hasattr(driver, "pipeline"):
-            try:
-                with connection.begin():
-                    yield _Plain(connection)
-            except IntegrityError as exc:
-                if _is_unique_violation(exc.orig):
-                    raise DuplicateKey(str(exc.orig)) from exc
-                raise
-            return
+    if db.is_sqlite or db.engine.dialect.driver != "psycopg":
+        with _plain_transaction(db) as tx:
+            yield tx
+        return
+    # The pool's connection without SQLAlchemy's Connection around it: nothing here uses it.
+    pooled = db.engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        with driver.pipeline():
+            yield _Pipelined(driver, db.engine.dialect)
+            driver.commit()
+    except BaseException as exc:
         try:
-            with driver.pipeline():
-                yield _Pipelined(driver, connection.dialect)
-                driver.commit()
-        except BaseException as exc:
-            try:
-                driver.rollback()
-            except Exception:  # noqa: BLE001 - a broken connection must not hide the error
-                connection.invalidate()
-            if _is_unique_violation(exc):
-                raise DuplicateKey(str(exc)) from exc
-            raise
+            driver.rollback()
+        except Exception:  # noqa: BLE001 - a broken connection must not hide the error
+            pooled.invalidate()
+        if _is_unique_violation(exc):
+            raise DuplicateKey(str(exc)) from exc
+        raise
+    finally:
+        pooled.close()
+
+
+@contextmanager
+def _plain_transaction(db: Database) -> Iterator[FastTransaction]:
+    try:
+        with db.engine.begin() as connection:
+            yield _Plain(connection)
+    except IntegrityError as exc:
+        if _is_unique_violation(exc.orig):
+            raise DuplicateKey(str(exc.orig)) from exc
+        raise
 
 
 def _is_unique_violation(error) -> bool:

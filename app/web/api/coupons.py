@@ -15,6 +15,7 @@ from ..inputs import json_body, optional_datetime, optional_str, required_dateti
 from . import api
 from .common import wallet
 
+
 @api.post("/coupons")
 @require("admin")
 def create_coupons():

@@ -88,3 +88,32 @@ def test_credits_expire_is_a_listed_job(app):
     assert "credits-expire" in JOBS
     listed = app.test_cli_runner().invoke(args=["jobs", "list"])
     assert "credits-expire" in listed.output
+
+
+def test_ledger_verify_command_is_clean_after_every_kind_of_movement(app, client, admin_token, new_account,
+                                                                      wallet, clock, token_for):
+    from tests.conftest import bearer
+    from tests.integration.wallet_helpers import top_up
+
+    guance, cloud = new_account("G"), new_account("C", settlement="cloud")
+    add_workspace(client, admin_token, guance["id"], "ws-g")
+    add_workspace(client, admin_token, cloud["id"], "ws-c")
+    give_coupon(client, admin_token, guance["id"], "10.00", expires_at=SOON)
+    give_card(client, admin_token, cloud["id"], "10.00")
+    top_up(wallet, guance["id"], 10_500_00, "t-g")
+    bought = client.post(f"/api/v1/accounts/{guance['id']}/prepaid-cards", json={"amount": "10000.00"},
+                         headers=bearer(token_for("account", guance["id"])))
+    assert bought.get_json()["bonus_coupon"]["face_value"] == "1000.00"
+    codes = client.post("/api/v1/coupons", json={"amount": "3.00", "expires_at": SOON, "count": 1},
+                        headers=bearer(admin_token)).get_json()["codes"]
+    assert client.post(f"/api/v1/accounts/{guance['id']}/coupons/activate", json={"code": codes[0]},
+                       headers=bearer(admin_token)).status_code == 201
+    for number, (workspace, product, amount) in enumerate([
+            ("ws-g", "general", "1500.00"), ("ws-g", "sms", "9000.00"), ("ws-g", "general", "2000.00"),
+            ("ws-c", "general", "25.00"), ("ws-c", "dial_testing", "5.00")]):
+        assert post_bill(client, admin_token, f"b{number}", workspace, amount, product).status_code == 201
+    top_up(wallet, guance["id"], 50_00, "t-g2")  # pays part of the arrears
+    clock.advance(days=400)
+    assert run_job(wallet, "credits-expire").startswith("expired")
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .remittance import ALPHABET, CODE_LENGTH, normalize_text
 from .statements import IN
@@ -39,8 +40,9 @@ class LineFacts:
     counterparty_account: str
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """What a line is, and why; a tuple, since a run makes one per line."""
+
     status: str
     account_id: str | None = None  # set only when matched
     suggested_account_id: str | None = None
@@ -113,12 +115,13 @@ class PayerIndex:
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
         self._accounts: dict[str, str | None] = {}
+        self._keys: dict[str, str] = {}  # as written -> normalised; payers repeat a lot
         for payer, account_id in pairs:
             self.learn(payer, account_id)
 
     def learn(self, payer: str, account_id: str) -> None:
         """Record a confirmed match; a payer seen for two accounts identifies neither."""
-        key = _payer_key(payer)
+        key = self._key(payer)
         if not key:
             return
         known = self._accounts.get(key, account_id)
@@ -126,13 +129,15 @@ class PayerIndex:
 
     def account_for(self, payer: str) -> str | None:
         """Return the one account this payer paid for, or None."""
-        key = _payer_key(payer)
+        key = self._key(payer)
         return self._accounts.get(key) if key else None
 
-
-def _payer_key(payer: str) -> str:
-    # A masked number (1234****9876, as personal exports print them) names no single payer.
-    return "" if "*" in payer else normalize_text(payer)
+    def _key(self, payer: str) -> str:
+        key = self._keys.get(payer)
+        if key is None:
+            # A masked number (1234****9876, as personal exports print them) names nobody.
+            key = self._keys[payer] = "" if "*" in payer else normalize_text(payer)
+        return key
 
 
 def code_runs(*texts: str) -> list[str]:

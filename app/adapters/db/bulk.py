@@ -61,9 +61,11 @@ def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
         return []
     if _is_postgresql(session):
         with _cursor(session) as cursor:
+            # The sequence's name is looked up once: per row, the lookup costs more than nextval.
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table.name])
+            (sequence,) = cursor.fetchone()
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [table.name, count],
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
             )
             return [row[0] for row in cursor]
     start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1

@@ -8,7 +8,7 @@ match to exactly one account, makes a suggestion for finance; it never credits a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -192,14 +192,19 @@ def classify(line: LineFacts, codes: CodeIndex, payers: PayerIndex) -> Decision:
     return Decision(UNMATCHED, reason="no remittance code found")
 
 
-def classify_all(
+def classify_each(
     lines: Iterable[LineFacts], codes: CodeIndex, payers: PayerIndex
-) -> list[Decision]:
-    """Classify lines in order; a match teaches ``payers`` for the lines after it."""
-    decisions = []
+) -> Iterator[Decision]:
+    """Classify lines in order, lazily; a match teaches ``payers`` for the lines after it."""
     for line in lines:
         decision = classify(line, codes, payers)
         if decision.status == MATCHED and line.counterparty_account:
             payers.learn(line.counterparty_account, decision.account_id)
-        decisions.append(decision)
-    return decisions
+        yield decision
+
+
+def classify_all(
+    lines: Iterable[LineFacts], codes: CodeIndex, payers: PayerIndex
+) -> list[Decision]:
+    """Classify lines in order; a match teaches ``payers`` for the lines after it."""
+    return list(classify_each(lines, codes, payers))

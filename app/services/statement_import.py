@@ -21,7 +21,7 @@ from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, insert_
 from ..adapters.db.models import Statement, StatementLine
 from ..adapters.statements import parse_statement
 from ..domain.errors import StatementRejected
-from ..domain.matching import MATCHED, classify_all
+from ..domain.matching import MATCHED, Decision, classify_each
 from ..domain.statements import ParsedStatement, line_identities
 from . import reconcile
 from .clock import Clock
@@ -172,14 +172,17 @@ def _store_lines(
     new = [(line, key) for line, key in zip(parsed.lines, keys) if key not in stored]
     codes = reconcile.load_code_index(session)
     payers = reconcile.load_payer_index(session)
-    decisions = classify_all((line for line, _key in new), codes, payers)
     ids = allocate_ids(session, table, len(new))
-    copy_rows(
-        session,
-        table,
-        _LINE_COLUMNS,
-        (
-            (
+    decisions: list[Decision] = []
+
+    def rows():
+        # Lines are classified while COPY streams them: the client's matching overlaps the
+        # server's inserting.
+        classified = classify_each((line for line, _key in new), codes, payers)
+        for line_id, (line, key), decision in zip(ids, new, classified):
+            decisions.append(decision)
+            matched = decision.status == MATCHED
+            yield (
                 line_id,
                 statement_id,
                 bank_account,
@@ -201,13 +204,12 @@ def _store_lines(
                 decision.account_id,
                 decision.suggested_account_id,
                 decision.reason,
-                1 if decision.status == MATCHED else 0,
-                reconcile.RECONCILER if decision.status == MATCHED else None,
-                now if decision.status == MATCHED else None,
+                1 if matched else 0,
+                reconcile.RECONCILER if matched else None,
+                now if matched else None,
             )
-            for line_id, (line, key), decision in zip(ids, new, decisions)
-        ),
-    )
+
+    copy_rows(session, table, _LINE_COLUMNS, rows())
     # In file order, so that arrears are paid off line by line as the money came in.
     reconcile.credit_lines(
         session,

@@ -12,6 +12,21 @@ from .auth import current_principal
 from .errors import domain_problem
 
 
+def _request_fingerprint() -> str:
+    """Hash what the request says; a multipart body's random boundary is framing, not content."""
+    if request.mimetype != "multipart/form-data":
+        return hashlib.sha256(request.get_data(cache=True)).hexdigest()
+    digest = hashlib.sha256()
+    for name, value in sorted(request.form.items(multi=True)):
+        digest.update(f"field\0{name}\0{value}\0".encode())
+    for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        content = upload.read()
+        upload.seek(0)  # the view reads the file again
+        digest.update(f"file\0{name}\0{upload.filename or ''}\0".encode())
+        digest.update(hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
 def idempotent(view):
     """Replay the first response for a repeated key; refuse a key reused for another body."""
 
@@ -22,8 +37,7 @@ def idempotent(view):
             return view(*args, **kwargs)
         wallet = current_app.extensions["wallet"]
         scope = current_principal().actor
-        body = request.get_data(cache=True)
-        request_hash = hashlib.sha256(body).hexdigest()
+        request_hash = _request_fingerprint()
         stored = idempotency.begin(
             wallet.db,
             wallet.clock,

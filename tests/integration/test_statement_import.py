@@ -258,3 +258,21 @@ def test_the_uploaded_bytes_and_raw_lines_are_kept(client, finance, wallet):
     assert (statement.content, statement.filename, statement.format) == (data, "nov.csv", "csv")
     assert statement.uploaded_by.startswith("token:")
     assert line.raw == row("房租") and line.line_no == 2
+
+
+def test_upload_retried_with_the_same_idempotency_key_replays_the_first_answer(client, finance, payer, wallet):
+    import io
+
+    data = csv_file(row(payer["remittance_code"], "100.00"))
+
+    def post(content, key="upload-1"):
+        headers = {**bearer(finance), "Idempotency-Key": key}
+        return client.post("/api/v1/statements", data={"file": (io.BytesIO(content), "nov.csv")},
+                           headers=headers, content_type="multipart/form-data")
+
+    first, retry = post(data), post(data)  # each multipart body gets its own random boundary
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.get_json() == first.get_json() and retry.headers["Idempotent-Replayed"] == "true"
+    other = post(csv_file(row("房租")))
+    assert other.status_code == 422
+    assert balances(wallet, payer["id"])[0] == 100_00

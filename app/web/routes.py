@@ -9,6 +9,7 @@ def register_routes(app: Flask) -> None:
     from .api import accounts, topups  # noqa: F401 - registers the views on ``api``
     from .api import bills, coupons, prepaid_cards  # noqa: F401 - registers the views on ``api``
     from .api import statements  # noqa: F401 - registers the views on ``api``
+    from . import openapi  # noqa: F401 - registers GET /api/v1/openapi.json on ``api``
     from .alipay import alipay
     from .billing import billing
     from .checkout import pages

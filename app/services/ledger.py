@@ -224,7 +224,8 @@ def credit_topups_bulk(
             for txn_id, c in zip(txn_ids, todo)
         ),
     )
-    copy_rows(session, LedgerEntry.__table__, _ENTRY_COLUMNS, _topup_entries(todo, txn_ids, balances, now))
+    entries = _topup_entries(todo, txn_ids, balances, now)
+    copy_rows(session, LedgerEntry.__table__, _ENTRY_COLUMNS, entries)
     update_rows(
         session,
         Account.__table__,

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from ..adapters.db import Database
 from ..adapters.db.bulk import update_rows
 from ..adapters.db.models import Account, StatementLine
-from ..domain.matching import MATCHED, UNMATCHED, CodeIndex, PayerIndex, classify_all
+from ..domain.matching import (
+    MATCHED,
+    UNMATCHED,
+    CodeIndex,
+    Decision,
+    PayerIndex,
+    classify_all,
+)
 from . import ledger
 from .clock import Clock
 
@@ -48,6 +55,32 @@ class MatchedLine(NamedTuple):
     account_id: str
     amount_fen: int
     reason: str
+
+
+# A line's columns that say what it is, in the order ``outcome`` gives them.
+OUTCOME_COLUMNS = (
+    "status",
+    "account_id",
+    "suggested_account_id",
+    "reason",
+    "credits",
+    "matched_by",
+    "matched_at",
+)
+
+
+def outcome(decision: Decision, now: datetime) -> tuple:
+    """Return a line's ``OUTCOME_COLUMNS`` for an automatic decision."""
+    matched = decision.status == MATCHED
+    return (
+        decision.status,
+        decision.account_id,
+        decision.suggested_account_id,
+        decision.reason,
+        1 if matched else 0,  # credits: an automatic match is the line's first credit
+        RECONCILER if matched else None,
+        now if matched else None,
+    )
 
 
 def load_code_index(session: Session) -> CodeIndex:
@@ -93,6 +126,22 @@ def credit_lines(session: Session, now: datetime, lines: Iterable[MatchedLine]) 
     return len(credited)
 
 
+_QUEUE_COLUMNS = (
+    StatementLine.id,
+    StatementLine.status,
+    StatementLine.suggested_account_id,
+    StatementLine.reason,
+    StatementLine.amount_fen,
+    StatementLine.booked,
+    StatementLine.reversal,
+    StatementLine.direction,
+    StatementLine.currency,
+    StatementLine.memo,
+    StatementLine.reference,
+    StatementLine.counterparty_account,
+)
+
+
 def reconcile(db: Database, clock: Clock) -> dict[str, int]:
     """Classify every line waiting in the unmatched queue; credit those that match.
 
@@ -129,22 +178,6 @@ def reconcile(db: Database, clock: Clock) -> dict[str, int]:
     return dict(counts)
 
 
-_QUEUE_COLUMNS = (
-    StatementLine.id,
-    StatementLine.status,
-    StatementLine.suggested_account_id,
-    StatementLine.reason,
-    StatementLine.amount_fen,
-    StatementLine.booked,
-    StatementLine.reversal,
-    StatementLine.direction,
-    StatementLine.currency,
-    StatementLine.memo,
-    StatementLine.reference,
-    StatementLine.counterparty_account,
-)
-
-
 def _apply(session: Session, now: datetime, rows, decisions) -> None:
     changed = [
         (row, decision)
@@ -158,20 +191,8 @@ def _apply(session: Session, now: datetime, rows, decisions) -> None:
         session,
         StatementLine.__table__,
         "id",
-        ("status", "account_id", "suggested_account_id", "reason", "credits", "matched_by", "matched_at"),
-        (
-            (
-                row.id,
-                decision.status,
-                decision.account_id,
-                decision.suggested_account_id,
-                decision.reason,
-                1 if decision.status == MATCHED else 0,
-                RECONCILER if decision.status == MATCHED else None,
-                now if decision.status == MATCHED else None,
-            )
-            for row, decision in changed
-        ),
+        OUTCOME_COLUMNS,
+        ((row.id, *outcome(decision, now)) for row, decision in changed),
     )
     credit_lines(
         session,

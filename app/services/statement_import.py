@@ -69,7 +69,9 @@ def import_statement(
         now = clock.now()
         try:
             with db.transaction() as session:
-                statement_id = _insert_statement(session, parsed, sha256, data, filename, actor, now)
+                statement_id = _insert_statement(
+                    session, parsed, sha256, data, filename, actor, now
+                )
                 if statement_id is not None:
                     counts = _store_lines(session, statement_id, parsed, keys, now)
             break
@@ -152,13 +154,7 @@ _LINE_COLUMNS = (
     "reference",
     "booked",
     "reversal",
-    "status",
-    "account_id",
-    "suggested_account_id",
-    "reason",
-    "credits",
-    "matched_by",
-    "matched_at",
+    *reconcile.OUTCOME_COLUMNS,
 )
 
 
@@ -181,7 +177,6 @@ def _store_lines(
         classified = classify_each((line for line, _key in new), codes, payers)
         for line_id, (line, key), decision in zip(ids, new, classified):
             decisions.append(decision)
-            matched = decision.status == MATCHED
             yield (
                 line_id,
                 statement_id,
@@ -200,13 +195,7 @@ def _store_lines(
                 line.reference,
                 line.booked,
                 line.reversal,
-                decision.status,
-                decision.account_id,
-                decision.suggested_account_id,
-                decision.reason,
-                1 if matched else 0,
-                reconcile.RECONCILER if matched else None,
-                now if matched else None,
+                *reconcile.outcome(decision, now),
             )
 
     copy_rows(session, table, _LINE_COLUMNS, rows())
@@ -229,10 +218,9 @@ def _store_lines(
 
 
 def _is_race(exc: Exception) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
-    # PostgreSQL: deadlock detected, serialization failure.
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("40P01", "40001")
+    # PostgreSQL: unique violation, deadlock detected, serialization failure. SQLite has no
+    # such races: its write transactions hold the database lock from BEGIN.
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("23505", "40P01", "40001")
 
 
 def _stored(text: str, limit: int) -> str:

@@ -116,6 +116,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
+def backend_cpu_seconds(pid: int) -> float | None:
+    """CPU time of a local PostgreSQL backend process, or None when it is not visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
@@ -142,9 +151,15 @@ def main() -> None:
         del parsed
 
         clock = FrozenClock(NOW)
-        started = time.perf_counter()
+        db.dispose()  # one pooled connection from here on: the backend measured is the import's
+        with db.sessions() as session:
+            backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        server_before = backend_cpu_seconds(backend)
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = import_statement(db, clock, data=data, filename="bench.csv", actor="bench")
         import_s = time.perf_counter() - started
+        client_cpu = time.process_time() - started_cpu
+        server_after = backend_cpu_seconds(backend)
         started = time.perf_counter()
         rerun = reconcile(db, clock)
         rerun_s = time.perf_counter() - started
@@ -171,6 +186,10 @@ def main() -> None:
             f"reconcile run over the {rerun['lines']} queued lines: {rerun_s:.2f} s, "
             f"{rerun['lines'] / rerun_s:,.0f} lines/s"
         )
+        cpu = f"CPU: this process {client_cpu:.2f} s"
+        if server_before is not None and server_after is not None:
+            cpu += f", PostgreSQL backend {server_after - server_before:.2f} s"
+        print(cpu)
         print(f"peak RSS: {peak_rss_mb():.0f} MB")
         print(f"machine: {os.cpu_count()} CPUs, PostgreSQL {server}")
     finally:

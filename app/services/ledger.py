@@ -85,10 +85,12 @@ def record(
         actor=actor,
         created_at=now,
     )
-    session.add(txn)
     try:
+        # Added inside the savepoint, so a duplicate key rolls back only the savepoint and the
+        # caller's transaction stays usable.
         with session.begin_nested():
-            session.flush([txn])
+            session.add(txn)
+            session.flush()
     except IntegrityError as exc:
         raise AlreadyRecorded(key) from exc
 

@@ -78,3 +78,17 @@ def test_ledger_verify_command_exits_zero_when_clean(wallet, new_account, app):
     _credit(wallet, account["id"], 500, "t1")
     result = app.test_cli_runner().invoke(args=["ledger", "verify"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_duplicate_key_leaves_the_callers_transaction_usable(wallet, new_account):
+    account = new_account()
+    _credit(wallet, account["id"], 100, "dup")
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        with pytest.raises(AlreadyRecorded):
+            ledger.credit_topup(session, acc, amount_fen=100, key="dup", kind="topup", now=wallet.clock.now())
+        # The same transaction goes on and commits other work.
+        ledger.credit_topup(session, acc, amount_fen=250, key="other", kind="topup", now=wallet.clock.now())
+    with wallet.db.sessions() as session:
+        assert session.get(Account, account["id"]).cash_fen == 350
+        assert ledger.verify(session) == []

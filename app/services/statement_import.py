@@ -7,6 +7,7 @@ unique identity key per bank account, inserted with ``ON CONFLICT DO NOTHING``).
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 from collections import Counter
@@ -185,7 +186,7 @@ def _store_lines(
                 line.line_no,
                 line.raw,
                 line.transaction_id,
-                line.booked_at.isoformat(),
+                _booked_at(line.booked_at),
                 line.amount_fen,
                 line.currency,
                 line.direction,
@@ -221,6 +222,17 @@ def _is_race(exc: Exception) -> bool:
     # PostgreSQL: unique violation, deadlock detected, serialization failure. SQLite has no
     # such races: its write transactions hold the database lock from BEGIN.
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in ("23505", "40P01", "40001")
+
+
+# Bank exports without an offset state China Standard Time, the time of the CNY accounts
+# reconciled here; API timestamps carry an offset.
+_BANK_TIME = datetime.timezone(datetime.timedelta(hours=8))
+
+
+def _booked_at(value: datetime.date | datetime.datetime) -> str:
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=_BANK_TIME)
+    return value.isoformat()  # a date stays a date: no invented time of day
 
 
 def _stored(text: str, limit: int) -> str:

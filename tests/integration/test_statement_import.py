@@ -170,6 +170,14 @@ def test_listed_line_carries_exactly_the_documented_fields(client, finance, paye
     assert isinstance(line["id"], int) and isinstance(line["statement_id"], int)
 
 
+def test_booked_time_without_offset_is_shown_in_china_standard_time(client, finance):
+    upload(client, finance, (SAMPLES / "abc-personal.csv").read_bytes(), format="abc")
+    booked = [line["booked_at"] for line in lines(client, finance)]
+    assert booked[0] == "2024-11-03T10:15:30+08:00"
+    upload(client, finance, csv_file(row("房租", at="2026-11-26")))
+    assert lines(client, finance)[-1]["booked_at"] == "2026-11-26"
+
+
 def test_bank_credit_pays_arrears_first_and_makes_that_invoiceable(client, finance, admin_token, payer, wallet):
     from tests.integration.statement_helpers import spend
 

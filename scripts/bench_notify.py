@@ -1,0 +1,746 @@
+#!/usr/bin/env python
+"""Benchmark the Alipay notify path under gunicorn, on a fresh PostgreSQL database.
+
+What it does, in order:
+
+1. creates a fresh database on the server at ``BENCH_POSTGRES_URL`` (default
+   ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), migrates it, inserts accounts and
+   pending top-up orders in bulk;
+2. generates an "Alipay" key pair and a correctly signed ``TRADE_SUCCESS`` notify for every order
+   (one form body per line of a file);
+3. starts gunicorn with ``config/gunicorn.conf.py`` (worker options can be overridden) on
+   ``scripts/bench_app.py``: the real app from ``create_app()`` plus a bare ``/bench/echo`` form
+   POST route that exists only there; waits for ``/readyz``;
+4. drives the notifies with ``wrk`` (a Lua script hands each request the next pre-generated body
+   of its own slice, so every notify is for a distinct order and must credit): a warm-up, the
+   measured run, then the bare echo endpoint for comparison;
+5. prints credited notifies/s, p50/p99 latency, the bare endpoint's throughput and the ratio,
+   each worker's RSS, and verifies that exactly the orders whose notifies were sent were credited,
+   once, and that the ledger verifies clean; then stops gunicorn and drops the database.
+
+It is a benchmark, not a test: it prints figures and exits non-zero only when a correctness check
+fails (targets missed are reported, not failed). Requires ``wrk``
+(Debian: ``apt-get update && apt-get install -y wrk``).
+
+    .venv/bin/python scripts/bench_notify.py
+    .venv/bin/python scripts/bench_notify.py --worker-class sync --workers 8 --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import runpy
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+
+from app.adapters.alipay.beijing import format_beijing  # noqa: E402
+from app.adapters.alipay.keys import generate_keypair, load_app_private_key  # noqa: E402
+from app.adapters.alipay.sandbox.notify_builder import (  # noqa: E402
+    build_signed_notify,
+    encode_form,
+    payment_notify_fields,
+)
+from app.adapters.db.migrate import upgrade  # noqa: E402
+from app.adapters.db.models import (  # noqa: E402
+    Account,
+    AlipayNotification,
+    LedgerTransaction,
+    TopupOrder,
+)
+from app.domain.ids import new_out_trade_no, random_id  # noqa: E402
+from app.domain.money import format_fen  # noqa: E402
+from app.domain.remittance import generate_code  # noqa: E402
+
+DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+GUNICORN_CONF = ROOT / "config" / "gunicorn.conf.py"
+APP_ID = "2021000000000001"
+SELLER_ID = "2088000000000001"
+TARGETS = {"credited_per_s": 1000, "ratio": 0.35, "p99_ms": 50.0, "rss_mb": 150.0}
+
+WRK_MISSING = """\
+wrk is not installed; this benchmark drives its load with wrk.
+Install it (Debian/Ubuntu): apt-get update && apt-get install -y wrk
+(or put a wrk binary on PATH, or pass --wrk /path/to/wrk)."""
+
+# One Lua state per wrk thread. Each thread takes its own contiguous slice of the body file
+# (lines first .. first+count-1 split evenly between threads), sends each body once, and counts
+# what it issued, so the script can check afterwards that exactly those orders were credited.
+LUA = r"""
+local threads = {}
+local next_tid = 0
+
+function setup(thread)
+  thread:set("tid", next_tid)
+  next_tid = next_tid + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local file, first, count, nthreads = args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
+  local path = args[5]
+  -- "cycle" (the bare endpoint, which credits nothing) reuses bodies; "once" never does.
+  cycle = (args[6] == "cycle")
+  local per = math.floor(count / nthreads)
+  slice_first = first + tid * per
+  local last = slice_first + per - 1
+  local headers = {["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"}
+  reqs = {}
+  local i = 0
+  for line in io.lines(file) do
+    if i >= slice_first then
+      reqs[#reqs + 1] = wrk.format("POST", path, headers, line)
+    end
+    i = i + 1
+    if i > last then break end
+  end
+  issued, ok, bad, exhausted = 0, 0, 0, 0
+  -- wrk calls request() once on thread 0, before it starts, only to check the request parses:
+  -- that call must not use up an order.
+  verify_call = (tid == 0)
+end
+
+function request()
+  if verify_call then
+    verify_call = false
+    return reqs[1] or wrk.format("GET", "/healthz")
+  end
+  if cycle and issued >= #reqs then
+    issued = issued + 1
+    return reqs[(issued - 1) % #reqs + 1]
+  end
+  if issued >= #reqs then
+    -- Out of distinct bodies: stop rather than send a duplicate.
+    exhausted = 1
+    wrk.thread:stop()
+    return wrk.format("GET", "/healthz")
+  end
+  issued = issued + 1
+  return reqs[issued]
+end
+
+function response(status, headers, body)
+  if status == 200 and body == "success" then ok = ok + 1 else bad = bad + 1 end
+end
+
+function done(summary, latency, requests)
+  local parts = {}
+  for _, t in ipairs(threads) do
+    parts[#parts + 1] = string.format(
+      '{"first":%d,"issued":%d,"ok":%d,"bad":%d,"exhausted":%d}',
+      t:get("slice_first"), t:get("issued"), t:get("ok"), t:get("bad"), t:get("exhausted"))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"lat_mean_us":%.1f,"lat_p50_us":%d,"lat_p90_us":%d,' ..
+    '"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"threads":[%s]}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max, table.concat(parts, ",")))
+end
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=45_000, help="pending orders (= signed notifies)")
+    parser.add_argument("--accounts", type=int, default=1_000, help="accounts the orders spread over")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up notifies")
+    parser.add_argument("--warmup-orders", type=int, default=6_000, help="orders reserved for the warm-up")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of each measured run")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 keeps its CPU low)")
+    parser.add_argument("--worker-class", help="override the config file's worker_class")
+    parser.add_argument("--workers", type=int, help="override the config file's workers")
+    parser.add_argument("--threads", type=int, help="override the config file's threads")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port")
+    parser.add_argument("--wrk", default="wrk", help="the wrk binary")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each measured run, wait up to this long for other processes to go quiet")
+    parser.add_argument("--keep", action="store_true", help="keep the database and temp files")
+    parser.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- database
+
+
+def create_database(server_url: str) -> tuple[str, str]:
+    name = f"bench_notify_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(server_url: str, name: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def seed(url: str, n_accounts: int, n_orders: int) -> list[tuple[str, int]]:
+    """Insert accounts and pending orders in bulk; return [(out_trade_no, amount_fen)] in order."""
+    now = datetime.now(timezone.utc)
+    codes: set[str] = set()
+    while len(codes) < n_accounts:
+        codes.add(generate_code())
+    accounts = [
+        {
+            "id": random_id("acc"),
+            "name": f"Bench account {i}",
+            "settlement": "guance",
+            "remittance_code": code,
+            "cash_fen": 0,
+            "arrears_fen": 0,
+            "invoiceable_fen": 0,
+            "created_at": now,
+        }
+        for i, code in enumerate(sorted(codes))
+    ]
+    rng = random.Random(20261126)
+    numbers: set[str] = set()
+    orders = []
+    for i in range(n_orders):
+        number = new_out_trade_no(now)
+        while number in numbers:
+            number = new_out_trade_no(now)
+        numbers.add(number)
+        orders.append(
+            {
+                "out_trade_no": number,
+                # Consecutive orders belong to different accounts, as unrelated payers would.
+                "account_id": accounts[i % n_accounts]["id"],
+                "amount_fen": rng.choice((1_00, 9_90, 50_00, 100_00, 888_88, 10_000_00)),
+                "subject": "Wallet top-up",
+                "status": "pending",
+                "created_at": now,
+                "expires_at": now + timedelta(minutes=15),
+            }
+        )
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(insert(Account), accounts)
+        for start in range(0, n_orders, 5_000):
+            connection.execute(insert(TopupOrder), orders[start : start + 5_000])
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+    engine.dispose()
+    return [(o["out_trade_no"], o["amount_fen"]) for o in orders]
+
+
+# ----------------------------------------------------------------------------- notifies
+
+_SIGNING_KEY = None
+
+
+def _init_signer(private_pem: str) -> None:
+    global _SIGNING_KEY
+    _SIGNING_KEY = load_app_private_key(private_pem)
+
+
+def _sign_chunk(chunk: list[tuple[int, str, int]]) -> list[bytes]:
+    now = datetime.now(timezone.utc)
+    paid = format_beijing(now)
+    created = format_beijing(now - timedelta(seconds=40))
+    day = now.strftime("%Y%m%d")
+    bodies = []
+    for index, out_trade_no, amount_fen in chunk:
+        fields = payment_notify_fields(
+            app_id=APP_ID,
+            seller_id=SELLER_ID,
+            out_trade_no=out_trade_no,
+            trade_no=f"{day}22001{index:015d}",
+            total_amount=format_fen(amount_fen),
+            subject="Wallet top-up",
+            buyer_id=f"2088{index % 10**12:012d}",
+            buyer_logon_id="pay***@example.com",
+            gmt_create=created,
+            gmt_payment=paid,
+            notify_time=paid,
+            notify_id=secrets.token_hex(16),
+        )
+        bodies.append(encode_form(build_signed_notify(_SIGNING_KEY, **fields)))
+    return bodies
+
+
+def write_notifies(path: Path, private_pem: str, orders: list[tuple[str, int]]) -> None:
+    items = [(i, number, amount) for i, (number, amount) in enumerate(orders)]
+    chunks = [items[start : start + 1_000] for start in range(0, len(items), 1_000)]
+    with ProcessPoolExecutor(os.cpu_count() or 2, initializer=_init_signer, initargs=(private_pem,)) as pool:
+        with path.open("wb") as out:
+            for bodies in pool.map(_sign_chunk, chunks):
+                for body in bodies:
+                    assert b"\n" not in body
+                    out.write(body + b"\n")
+
+
+# ----------------------------------------------------------------------------- server
+
+
+def gunicorn_settings(args: argparse.Namespace, env: dict) -> dict:
+    """The effective worker settings: the config file's, with this run's overrides."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        conf = runpy.run_path(str(GUNICORN_CONF))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {
+        "worker_class": args.worker_class or conf.get("worker_class", "sync"),
+        "workers": args.workers or conf.get("workers", 1),
+        "threads": args.threads or conf.get("threads", 1),
+        "keepalive": conf.get("keepalive", 2),
+    }
+
+
+def start_gunicorn(env: dict, port: int, settings: dict, log_path: Path) -> subprocess.Popen:
+    command = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "-c", str(GUNICORN_CONF),
+        "--bind", f"127.0.0.1:{port}",
+        "--chdir", str(ROOT),
+        "--pythonpath", str(ROOT / "scripts"),
+        "--worker-class", settings["worker_class"],
+        "--workers", str(settings["workers"]),
+        "--threads", str(settings["threads"]),
+        "bench_app:app",
+    ]
+    if not Path(command[0]).exists():
+        command[0] = shutil.which("gunicorn") or "gunicorn"
+    help_text = subprocess.run([command[0], "--help"], capture_output=True, text=True).stdout
+    if "--no-control-socket" in help_text:
+        # Recent gunicorn opens a control socket at a fixed path: two servers on one host would
+        # fight over it, and the benchmark needs none.
+        command.insert(-1, "--no-control-socket")
+    log = log_path.open("wb")
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(base: str, server: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn not ready after {timeout:.0f}s:\n{log_path.read_text()[-3000:]}")
+
+
+def worker_pids(master: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except OSError:
+        return []
+    return sorted(int(pid) for pid in children)
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def stop(server: subprocess.Popen) -> None:
+    if server.poll() is not None:
+        return
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def run_wrk(wrk: str, lua: Path, base: str, path: str, *, bodies: Path, first: int, count: int,
+            connections: int, threads: int, seconds: float, cycle: bool = False) -> dict:
+    command = [
+        wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
+        "-s", str(lua), base + path, "--", str(bodies), str(first), str(count), str(threads), path,
+        "cycle" if cycle else "once",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    for line in result.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            figures = json.loads(line[len("BENCH_JSON "):])
+            break
+    else:
+        raise SystemExit(f"wrk printed no figures:\n{result.stdout}\n{result.stderr}")
+    figures["seconds"] = figures["duration_us"] / 1e6
+    figures["rate"] = figures["requests"] / figures["seconds"]
+    figures["issued"] = sum(t["issued"] for t in figures["threads"])
+    figures["ok"] = sum(t["ok"] for t in figures["threads"])
+    figures["bad"] = sum(t["bad"] for t in figures["threads"])
+    figures["exhausted"] = any(t["exhausted"] for t in figures["threads"])
+    figures["errors"] = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
+    return figures
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``pids``."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (not idle, not waiting for I/O)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def backend_pids(engine) -> list[int]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND pid <> pg_backend_pid()")
+            ).scalars()
+        )
+
+
+class CpuMeter:
+    """Who used the CPU during a run: the server, its PostgreSQL backends, wrk, everyone else."""
+
+    def __init__(self, server_pids: list[int], engine):
+        self.server_pids = server_pids
+        self.engine = engine
+
+    def __enter__(self):
+        self.pg_pids = backend_pids(self.engine)
+        self.start = (time.monotonic(), machine_cpu(), process_cpu(self.server_pids),
+                      process_cpu(self.pg_pids), _children_cpu())
+        return self
+
+    def __exit__(self, *exc):
+        # Backends that connected during the run are counted from zero.
+        pg_now = backend_pids(self.engine)
+        new = [pid for pid in pg_now if pid not in self.pg_pids]
+        end = (time.monotonic(), machine_cpu(), process_cpu(self.server_pids),
+               process_cpu(self.pg_pids) + process_cpu(new), _children_cpu())
+        wall = end[0] - self.start[0]
+        self.machine, self.server, self.postgres, self.wrk = (
+            (end[i] - self.start[i]) / wall for i in range(1, 5)
+        )
+        self.other = max(self.machine - self.server - self.postgres - self.wrk, 0.0)
+        return False
+
+    def describe(self) -> str:
+        return (f"gunicorn {self.server:.2f}, postgres backends {self.postgres:.2f}, wrk {self.wrk:.2f}, "
+                f"other processes {self.other:.2f} (machine busy {self.machine:.2f} of {os.cpu_count()})")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_for_idle_machine(limit: float, seconds: float) -> float:
+    """Wait up to ``seconds`` until other processes use under ``limit`` cores; return their load."""
+    deadline = time.monotonic() + seconds
+    while True:
+        before, t = machine_cpu(), time.monotonic()
+        time.sleep(2.0)
+        load = (machine_cpu() - before) / (time.monotonic() - t)
+        if load < limit or time.monotonic() >= deadline:
+            return load
+
+
+def wait_quiet(engine, timeout: float = 15.0) -> None:
+    """Wait until no notify is being handled any more (the last in-flight ones commit)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(AlipayNotification)).scalar_one()
+            busy = connection.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND state NOT IN ('idle') AND pid <> pg_backend_pid()")
+            ).scalar_one()
+        if count == last and busy == 0:
+            return
+        last = count
+        time.sleep(0.5)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def verify(url: str, orders: list[tuple[str, int]], runs: list[dict]) -> dict:
+    from sqlalchemy.orm import Session
+
+    from app.services import ledger
+
+    issued: set[str] = set()
+    for figures in runs:
+        for t in figures["threads"]:
+            issued.update(number for number, _ in orders[t["first"] : t["first"] + t["issued"]])
+    engine = create_engine(url)
+    with Session(engine) as session:
+        paid = set(session.execute(select(TopupOrder.out_trade_no).where(TopupOrder.status == "paid")).scalars())
+        outcomes = dict(
+            session.execute(
+                select(AlipayNotification.outcome, func.count()).group_by(AlipayNotification.outcome)
+            ).all()
+        )
+        credits = session.execute(
+            select(func.count()).select_from(LedgerTransaction).where(LedgerTransaction.kind == "topup_alipay")
+        ).scalar_one()
+        differences = ledger.verify(session)
+    engine.dispose()
+    return {
+        "sent": len(issued),
+        "credited_orders": len(paid),
+        "same_orders": paid == issued,
+        "notify_outcomes": outcomes,
+        "ledger_credits": credits,
+        "ledger_differences": len(differences),
+        "ok": paid == issued and credits == len(issued) and outcomes == {"credited": len(issued)}
+        and not differences,
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem_kb / 1024 / 1024, 1)}
+
+
+def main() -> int:
+    args = parse_args()
+    # Stopped from outside: still stop gunicorn and drop the database (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    wrk = shutil.which(args.wrk)
+    if wrk is None:
+        print(WRK_MISSING, file=sys.stderr)
+        return 2
+    server_url = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_SERVER_URL)
+    if args.warmup_orders >= args.orders:
+        raise SystemExit("--orders must exceed --warmup-orders")
+
+    work = Path(tempfile.mkdtemp(prefix="bench_notify_"))
+    db_name = None
+    server = None
+    try:
+        t0 = time.monotonic()
+        db_name, url = create_database(server_url)
+        upgrade(url)
+        orders = seed(url, args.accounts, args.orders)
+        t_seed = time.monotonic() - t0
+
+        keys = work / "keys"
+        keys.mkdir(mode=0o700)
+        alipay_private, alipay_public = generate_keypair()
+        app_private, _app_public = generate_keypair()
+        (keys / "alipay_public.pem").write_text(alipay_public)
+        (keys / "app_private.pem").write_text(app_private)
+        (keys / "app_private.pem").chmod(0o600)
+        bodies = work / "notifies.txt"
+        t1 = time.monotonic()
+        write_notifies(bodies, alipay_private, orders)
+        t_sign = time.monotonic() - t1
+        print(f"prepared: database {db_name}, {args.accounts} accounts, {len(orders)} orders "
+              f"({t_seed:.1f}s), {len(orders)} signed notifies ({t_sign:.1f}s)", flush=True)
+
+        env = dict(os.environ)
+        env.update(
+            {
+                "APP_ENV": "benchmark",
+                "DATABASE_URL": url,
+                "SECRET_KEY": secrets.token_urlsafe(48),
+                "PUBLIC_BASE_URL": "https://wallet.bench.invalid",
+                "INSTANCE_PATH": str(work / "instance"),
+                "STATEMENT_INBOX": str(work / "inbox"),
+                "ALIPAY_APP_ID": APP_ID,
+                "ALIPAY_SELLER_ID": SELLER_ID,
+                "ALIPAY_GATEWAY_URL": "https://openapi.alipay.invalid/gateway.do",
+                "ALIPAY_PUBLIC_KEY": str(keys / "alipay_public.pem"),
+                "ALIPAY_APP_PRIVATE_KEY": str(keys / "app_private.pem"),
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        settings = gunicorn_settings(args, env)
+        port = args.port or free_port()
+        base = f"http://127.0.0.1:{port}"
+        server_log = work / "gunicorn.log"
+        server = start_gunicorn(env, port, settings, server_log)
+        wait_ready(base, server, server_log)
+        workers = worker_pids(server.pid)
+        print(f"gunicorn: {settings['worker_class']} workers={settings['workers']} "
+              f"threads={settings['threads']} keepalive={settings['keepalive']} pids={workers}", flush=True)
+
+        lua = work / "notify.lua"
+        lua.write_text(LUA)
+        engine = create_engine(url)
+        common = dict(bodies=bodies, connections=args.connections, threads=args.wrk_threads)
+
+        warm = run_wrk(wrk, lua, base, "/alipay/notify", first=0, count=args.warmup_orders,
+                       seconds=args.warmup, **common)
+        wait_quiet(engine)
+        print(f"warm-up: {warm['ok']} credited in {warm['seconds']:.1f}s, non-success {warm['bad']}, "
+              f"socket errors {warm['errors']}", flush=True)
+
+        server_pids = [server.pid, *workers]
+        if args.wait_idle:
+            load = wait_for_idle_machine(0.25, args.wait_idle)
+            print(f"other processes' load before the run: {load:.2f} cores", flush=True)
+        with CpuMeter(server_pids, engine) as notify_cpu:
+            main_run = run_wrk(wrk, lua, base, "/alipay/notify", first=args.warmup_orders,
+                               count=args.orders - args.warmup_orders, seconds=args.duration, **common)
+        wait_quiet(engine)
+        rss_after_notify = {pid: rss_mb(pid) for pid in worker_pids(server.pid)}
+
+        if args.wait_idle:
+            wait_for_idle_machine(0.25, args.wait_idle)
+        with CpuMeter(server_pids, engine) as echo_cpu:
+            echo = run_wrk(wrk, lua, base, "/bench/echo", first=0, count=args.orders,
+                           seconds=args.duration, cycle=True, **common)
+        rss_after_echo = {pid: rss_mb(pid) for pid in worker_pids(server.pid)}
+        engine.dispose()
+
+        checks = verify(url, orders, [warm, main_run])
+        stop(server)
+        restarts = sorted(set(rss_after_echo) - set(workers))
+
+        credited_rate = main_run["ok"] / main_run["seconds"]
+        bare_rate = echo["ok"] / echo["seconds"]
+        ratio = credited_rate / bare_rate if bare_rate else 0.0
+        p50 = main_run["lat_p50_us"] / 1000
+        p99 = main_run["lat_p99_us"] / 1000
+        rss = {pid: max(filter(None, (rss_after_notify.get(pid), rss_after_echo.get(pid))), default=0)
+               for pid in set(rss_after_notify) | set(rss_after_echo)}
+        max_rss = max(rss.values(), default=0.0)
+
+        with create_engine(server_url).connect() as connection:
+            pg_version = connection.execute(text("SHOW server_version")).scalar_one()
+            sync_commit = connection.execute(text("SHOW synchronous_commit")).scalar_one()
+        wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+
+        m = machine()
+        print()
+        print(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB; PostgreSQL {pg_version} "
+              f"(synchronous_commit={sync_commit}); {wrk_version.strip()}")
+        print(f"gunicorn: {settings['worker_class']}, {settings['workers']} workers x {settings['threads']} threads; "
+              f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration:g}s")
+        print(f"notify:  {main_run['ok']} credited in {main_run['seconds']:.2f}s = {credited_rate:,.0f} credited/s; "
+              f"latency p50 {p50:.1f} ms, p90 {main_run['lat_p90_us'] / 1000:.1f} ms, p99 {p99:.1f} ms, "
+              f"max {main_run['lat_max_us'] / 1000:.1f} ms; non-success {main_run['bad']}, "
+              f"socket errors {main_run['errors']}")
+        print(f"         CPU cores used: {notify_cpu.describe()}")
+        per = lambda cores: cores / credited_rate * 1000 if credited_rate else 0.0  # noqa: E731
+        print(f"         CPU per credited notify: {per(notify_cpu.server + notify_cpu.postgres + notify_cpu.wrk):.2f} ms "
+              f"(gunicorn {per(notify_cpu.server):.2f}, postgres {per(notify_cpu.postgres):.2f}, wrk {per(notify_cpu.wrk):.2f})")
+        print(f"bare:    {echo['ok']} form POSTs in {echo['seconds']:.2f}s = {bare_rate:,.0f}/s; "
+              f"latency p50 {echo['lat_p50_us'] / 1000:.1f} ms, p99 {echo['lat_p99_us'] / 1000:.1f} ms")
+        print(f"         CPU cores used: {echo_cpu.describe()}")
+        print(f"ratio:   credited/bare = {ratio:.2f}")
+        print("rss:     " + ", ".join(f"worker {pid} {mb:.1f} MB" for pid, mb in sorted(rss.items()))
+              + (f" (workers restarted: {restarts})" if restarts else ""))
+        print(f"check:   sent {checks['sent']} notifies (warm-up + run), credited orders {checks['credited_orders']}, "
+              f"same set {checks['same_orders']}, ledger credits {checks['ledger_credits']}, "
+              f"notify outcomes {checks['notify_outcomes']}, ledger differences {checks['ledger_differences']}"
+              f" -> {'OK' if checks['ok'] else 'FAILED'}")
+        if main_run["exhausted"] or warm["exhausted"]:
+            print("note:    a wrk thread ran out of distinct notifies before the end; raise --orders")
+        print()
+        results = [
+            ("credited notifies/s", credited_rate >= TARGETS["credited_per_s"], f"{credited_rate:,.0f} (target >= 1,000)"),
+            ("credited/bare ratio", ratio >= TARGETS["ratio"], f"{ratio:.2f} (target >= 0.35)"),
+            ("p99 at 64 connections", p99 < TARGETS["p99_ms"], f"{p99:.1f} ms (target < 50 ms)"),
+            ("worker RSS", max_rss < TARGETS["rss_mb"], f"max {max_rss:.1f} MB (target < 150 MB)"),
+        ]
+        for name, met, detail in results:
+            print(f"target {'met   ' if met else 'MISSED'} {name}: {detail}")
+
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps({
+                "machine": m, "postgres": pg_version, "synchronous_commit": sync_commit, "wrk": wrk_version,
+                "gunicorn": settings, "connections": args.connections, "duration": args.duration,
+                "credited_per_s": credited_rate, "p50_ms": p50, "p90_ms": main_run["lat_p90_us"] / 1000,
+                "p99_ms": p99, "max_ms": main_run["lat_max_us"] / 1000, "bare_per_s": bare_rate,
+                "ratio": ratio, "rss_mb": rss, "checks": checks,
+                "cpu_notify": vars(notify_cpu) | {"engine": None, "start": None},
+                "cpu_bare": vars(echo_cpu) | {"engine": None, "start": None},
+            }, indent=2, default=str))
+        return 0 if checks["ok"] and main_run["bad"] == 0 and main_run["errors"] == 0 else 1
+    finally:
+        if server is not None:
+            stop(server)
+        if db_name is not None and not args.keep:
+            drop_database(server_url, db_name)
+        if args.keep:
+            print(f"kept: database {db_name}, files in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,16 +4,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, bindparam, cast, insert, null, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from ..adapters.db import Database
-from ..adapters.db.models import Account, AlipayNotification, TopupOrder
+from ..adapters.db.models import Account, AlipayNotification, LedgerEntry, LedgerTransaction, TopupOrder
 from ..config import Settings
-from ..domain.errors import GatewayError, GatewayRejected, InvalidInput, NotFound
+from ..domain.errors import GatewayError, GatewayRejected, InsufficientFunds, InvalidInput, NotFound
 from ..domain.ids import new_out_trade_no
 from ..domain.payment import Decision, Outcome, decide_notify
+from ..domain.topup import split_topup
 from . import ledger
 from .clock import Clock
 
@@ -148,6 +150,170 @@ class NotifyResult:
     outcome: str
 
 
+# The notify is the hot path. It runs as SQLAlchemy Core statements on one connection, in one
+# transaction, in as few round trips as the rules allow: on PostgreSQL BEGIN, one SELECT ... FOR
+# UPDATE, one statement that writes everything, COMMIT. It writes exactly the rows that
+# ``_credit_order`` + ``ledger.credit_topup`` write (same keys, same values); the query fallback
+# keeps using those.
+_orders = TopupOrder.__table__
+_accounts = Account.__table__
+_txns = LedgerTransaction.__table__
+_entries = LedgerEntry.__table__
+_notifications = AlipayNotification.__table__
+
+# Locks the order, then its account, in one statement: FOR UPDATE without OF locks the rows of
+# the FROM tables in their order, i.e. the order before the account, like ``_lock_order``
+# followed by ``ledger.lock_account`` (and ``apply_trade_status``), so the two never deadlock.
+_LOCK_ORDER_AND_ACCOUNT = (
+    select(
+        _orders.c.account_id,
+        _orders.c.amount_fen,
+        _orders.c.status,
+        _accounts.c.cash_fen,
+        _accounts.c.arrears_fen,
+        _accounts.c.invoiceable_fen,
+    )
+    .select_from(_orders.join(_accounts, _accounts.c.id == _orders.c.account_id))
+    .where(_orders.c.out_trade_no == bindparam("p_out_trade_no"))
+    .with_for_update()
+)
+_NOTIFICATION_COLUMNS = (
+    "received_at", "raw_body", "charset", "notify_id", "out_trade_no", "trade_status",
+    "verified", "outcome", "detail", "needs_review",
+)
+# Every value is a named parameter ``p_<column>``: no execute parameter can be taken for a
+# column of the INSERT by accident.
+_INSERT_NOTIFICATION = insert(_notifications).values(
+    {name: bindparam(f"p_{name}", type_=_notifications.c[name].type) for name in _NOTIFICATION_COLUMNS}
+)
+_INSERT_TXN = insert(_txns).values(
+    idempotency_key=bindparam("p_key", type_=_txns.c.idempotency_key.type),
+    account_id=bindparam("p_account_id", type_=_txns.c.account_id.type),
+    kind=bindparam("p_kind", type_=_txns.c.kind.type),
+    reference=bindparam("p_reference", type_=_txns.c.reference.type),
+    memo=bindparam("p_memo", type_=_txns.c.memo.type),
+    actor=bindparam("p_actor", type_=_txns.c.actor.type),
+    created_at=bindparam("p_now", type_=_txns.c.created_at.type),
+)
+_UPDATE_ACCOUNT = (
+    update(_accounts)
+    .where(_accounts.c.id == bindparam("p_account_id", type_=_accounts.c.id.type))
+    .values(
+        cash_fen=bindparam("p_cash", type_=_accounts.c.cash_fen.type),
+        arrears_fen=bindparam("p_arrears", type_=_accounts.c.arrears_fen.type),
+        invoiceable_fen=bindparam("p_invoiceable", type_=_accounts.c.invoiceable_fen.type),
+    )
+)
+_MARK_ORDER_PAID = (
+    update(_orders)
+    .where(_orders.c.out_trade_no == bindparam("p_out_trade_no", type_=_orders.c.out_trade_no.type))
+    .values(
+        status="paid",
+        trade_no=bindparam("p_trade_no", type_=_orders.c.trade_no.type),
+        paid_at=bindparam("p_paid_at", type_=_orders.c.paid_at.type),
+        credited_by=bindparam("p_credited_by", type_=_orders.c.credited_by.type),
+    )
+)
+_ENTRY_COLUMNS = (
+    "transaction_id", "idempotency_key", "account_id", "bucket", "unit_id", "amount_fen",
+    "balance_after_fen", "created_at",
+)
+# Step by step (SQLite): the ledger transaction's id comes back, then the entries name it.
+_INSERT_ENTRIES = insert(_entries).values(
+    transaction_id=bindparam("p_txn_id", type_=_entries.c.transaction_id.type),
+    idempotency_key=bindparam("p_entry_key", type_=_entries.c.idempotency_key.type),
+    account_id=bindparam("p_account_id", type_=_entries.c.account_id.type),
+    bucket=bindparam("p_bucket", type_=_entries.c.bucket.type),
+    unit_id=None,
+    amount_fen=bindparam("p_amount", type_=_entries.c.amount_fen.type),
+    balance_after_fen=bindparam("p_balance", type_=_entries.c.balance_after_fen.type),
+    created_at=bindparam("p_now", type_=_entries.c.created_at.type),
+)
+
+
+def _entry_row(index: int):
+    """The ``index``-th entry of a credit, as a SELECT over the ``txn`` CTE (one statement)."""
+    return (
+        bindparam(f"p_entry_key_{index}", type_=_entries.c.idempotency_key.type),
+        bindparam("p_account_id", type_=_entries.c.account_id.type),
+        bindparam(f"p_bucket_{index}", type_=_entries.c.bucket.type),
+        cast(null(), _entries.c.unit_id.type),
+        bindparam(f"p_amount_{index}", type_=_entries.c.amount_fen.type),
+        bindparam(f"p_balance_{index}", type_=_entries.c.balance_after_fen.type),
+        bindparam("p_now", type_=_entries.c.created_at.type),
+    )
+
+
+def _credit_statement(entry_count: int):
+    """One PostgreSQL statement writing a credit and its notify row (data-modifying CTEs).
+
+    The sub-statements touch different rows and see one snapshot; a reused idempotency key
+    fails the whole statement, like the step-by-step inserts.
+    """
+    txn = _INSERT_TXN.returning(_txns.c.id).cte("txn")
+    rows = [select(txn.c.id, *_entry_row(index)) for index in range(entry_count)]
+    entries = (
+        insert(_entries)
+        .from_select(list(_ENTRY_COLUMNS), rows[0] if entry_count == 1 else union_all(*rows))
+        .cte("entries")
+    )
+    return _INSERT_NOTIFICATION.add_cte(
+        txn, entries, _UPDATE_ACCOUNT.cte("account"), _MARK_ORDER_PAID.cte("paid_order")
+    )
+
+
+# A top-up has one to three non-zero postings (arrears, invoiceable, cash).
+_CREDIT_STATEMENTS = {count: _credit_statement(count) for count in (1, 2, 3)}
+
+
+class _Locked(NamedTuple):
+    account_id: str
+    amount_fen: int
+    status: str
+    cash_fen: int
+    arrears_fen: int
+    invoiceable_fen: int
+
+
+# PostgreSQL: each statement's SQL, its literal parameters and its bind processors, by statement
+# and server version; compiled on first use.
+_DRIVER_SQL: dict[tuple, tuple[str, dict, dict]] = {}
+
+
+def _execute(connection: Connection, statement, params: dict):
+    """Run a Core statement in the connection's transaction; return a cursor-like result.
+
+    On PostgreSQL the statement's SQL, compiled once, goes straight to the driver's cursor:
+    per execution SQLAlchemy's statement machinery costs more CPU than the driver itself (about
+    0.3 ms of a notify's 0.5 ms in the handler, measured), and this is the service's busiest
+    write. Parameters go through the same bind processors (``UTCDateTime``) as with
+    ``Connection.execute``; errors are the driver's own (the caller's transaction rolls back the
+    same way). Other dialects use ``Connection.execute``.
+    """
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        return connection.execute(statement, params)
+    key = (statement, dialect.server_version_info)
+    compiled = _DRIVER_SQL.get(key)
+    if compiled is None:
+        done = statement.compile(dialect=dialect)
+        literals = {name: bind.value for name, bind in done.binds.items() if not bind.required}
+        processors = {}
+        for name, bind in done.binds.items():
+            processor = bind.type.bind_processor(dialect)
+            if processor is not None:
+                processors[name] = processor
+        compiled = _DRIVER_SQL[key] = (done.string, literals, processors)
+    sql, literals, processors = compiled
+    values = {**params, **literals}
+    for name, processor in processors.items():
+        if name in values:
+            values[name] = processor(values[name])
+    cursor = connection.connection.cursor()
+    cursor.execute(sql, values)
+    return cursor
+
+
 def handle_alipay_notify(
     db: Database,
     clock: Clock,
@@ -167,56 +333,128 @@ def handle_alipay_notify(
     now = clock.now()
     params = params or {}
     out_trade_no = (params.get("out_trade_no") or "")[:64] or None
-    log_row = AlipayNotification(
-        received_at=now,
-        raw_body=raw_body,
-        charset=charset[:16],
-        notify_id=(params.get("notify_id") or "")[:128] or None,
-        out_trade_no=out_trade_no,
-        trade_status=(params.get("trade_status") or "")[:32] or None,
-        verified=verified,
-        outcome="",
-    )
-    context = {"out_trade_no": out_trade_no, "notify_id": log_row.notify_id}
+    notification = {
+        "p_received_at": now,
+        "p_raw_body": raw_body,
+        "p_charset": charset[:16],
+        "p_notify_id": (params.get("notify_id") or "")[:128] or None,
+        "p_out_trade_no": out_trade_no,
+        "p_trade_status": (params.get("trade_status") or "")[:32] or None,
+        "p_verified": verified,
+        "p_outcome": "",
+        "p_detail": "",
+        "p_needs_review": False,
+    }
+    context = {"out_trade_no": out_trade_no, "notify_id": notification["p_notify_id"]}
 
     if decode_error is not None or not verified:
-        log_row.outcome = "rejected_malformed" if decode_error else "rejected_signature"
-        log_row.detail = decode_error or "signature does not verify with Alipay's public key"
-        log_row.needs_review = True
-        _store(db, log_row)
-        log.warning("notify refused", extra={**context, "outcome": log_row.outcome})
-        return NotifyResult(False, log_row.outcome)
+        outcome = "rejected_malformed" if decode_error else "rejected_signature"
+        notification["p_outcome"] = outcome
+        notification["p_detail"] = decode_error or "signature does not verify with Alipay's public key"
+        notification["p_needs_review"] = True
+        with db.engine.begin() as connection:
+            _execute(connection, _INSERT_NOTIFICATION, notification)
+        log.warning("notify refused", extra={**context, "outcome": outcome})
+        return NotifyResult(False, outcome)
 
-    with db.transaction() as session:
-        order = _lock_order(session, out_trade_no) if out_trade_no else None
+    with db.engine.begin() as connection:
+        locked = None
+        if out_trade_no:
+            row = _execute(connection, _LOCK_ORDER_AND_ACCOUNT, {"p_out_trade_no": out_trade_no}).fetchone()
+            locked = _Locked(*row) if row is not None else None
         decision: Decision = decide_notify(
             params,
             our_app_id=settings.alipay_app_id,
             our_seller_id=settings.alipay_seller_id,
-            order_amount_fen=order.amount_fen if order is not None else None,
+            order_amount_fen=locked.amount_fen if locked is not None else None,
         )
-        log_row.outcome = decision.outcome.value
-        log_row.detail = decision.detail
-        log_row.needs_review = decision.needs_review
-        if decision.outcome is Outcome.CREDIT:
-            credited = _credit_order(
-                session,
-                clock,
-                order,
+        outcome = decision.outcome.value
+        notification["p_detail"] = decision.detail
+        notification["p_needs_review"] = decision.needs_review
+        if decision.outcome is Outcome.CREDIT and locked.status == "paid":
+            outcome = "duplicate"
+        if decision.outcome is Outcome.CREDIT and locked.status != "paid":
+            notification["p_outcome"] = outcome = "credited"
+            _credit_and_record(
+                connection,
+                out_trade_no,
+                locked,
+                notification,
+                now=clock.now(),
                 trade_no=(params.get("trade_no") or "")[:64] or None,
                 paid_at=_beijing(params.get("gmt_payment")),
-                via="notify",
             )
-            log_row.outcome = "credited" if credited else "duplicate"
-        session.add(log_row)
+        else:
+            notification["p_outcome"] = outcome
+            _execute(connection, _INSERT_NOTIFICATION, notification)
     level = logging.WARNING if decision.needs_review else logging.INFO
-    log.log(level, "notify handled", extra={**context, "outcome": log_row.outcome})
-    return NotifyResult(decision.acknowledge, log_row.outcome)
+    log.log(level, "notify handled", extra={**context, "outcome": outcome})
+    return NotifyResult(decision.acknowledge, outcome)
 
 
-def _store(db: Database, row: AlipayNotification) -> None:
-    with db.transaction() as session:
-        session.add(row)
+def _credit_and_record(
+    connection: Connection,
+    out_trade_no: str,
+    locked: _Locked,
+    notification: dict,
+    *,
+    now: datetime,
+    trade_no: str | None,
+    paid_at: datetime | None,
+) -> None:
+    """Credit a pending order whose row and account row are locked, and store the notify row.
+
+    Writes what ``_credit_order`` writes: the ledger transaction under
+    ``alipay:<out_trade_no>``, one entry per non-zero posting keyed ``<key>/<index>:<bucket>``
+    (arrears paid off first and made invoiceable, the rest cash), the account's cached
+    balances and the order marked paid. A reused key raises a unique violation (the driver's on
+    PostgreSQL, ``IntegrityError`` elsewhere): the caller's transaction rolls back and nothing is
+    acknowledged.
+    """
+    key = f"alipay:{out_trade_no}"
+    split = split_topup(locked.amount_fen, locked.arrears_fen)
+    balances = {"cash": locked.cash_fen, "arrears": locked.arrears_fen, "invoiceable": locked.invoiceable_fen}
+    entries = []
+    postings = (("arrears", -split.arrears_paid_fen), ("invoiceable", split.arrears_paid_fen), ("cash", split.cash_fen))
+    for index, (bucket, amount_fen) in enumerate(p for p in postings if p[1]):
+        balances[bucket] += amount_fen
+        if balances[bucket] < 0:
+            raise InsufficientFunds(f"{bucket} would go below zero")
+        entries.append((f"{key}/{index}:{bucket}", bucket, amount_fen, balances[bucket]))
+    values = {
+        **notification,
+        "p_key": key,
+        "p_account_id": locked.account_id,
+        "p_kind": "topup_alipay",
+        "p_reference": out_trade_no,
+        "p_memo": f"Alipay trade {trade_no}" if trade_no else "Alipay top-up",
+        "p_actor": "",
+        "p_now": now,
+        "p_cash": balances["cash"],
+        "p_arrears": balances["arrears"],
+        "p_invoiceable": balances["invoiceable"],
+        "p_out_trade_no": out_trade_no,
+        "p_trade_no": trade_no,
+        "p_paid_at": paid_at or now,
+        "p_credited_by": "notify",
+    }
+    if connection.dialect.name == "postgresql":
+        for index, (entry_key, bucket, amount_fen, balance) in enumerate(entries):
+            values[f"p_entry_key_{index}"] = entry_key
+            values[f"p_bucket_{index}"] = bucket
+            values[f"p_amount_{index}"] = amount_fen
+            values[f"p_balance_{index}"] = balance
+        _execute(connection, _CREDIT_STATEMENTS[len(entries)], values)
+        return
+    values["p_txn_id"] = connection.execute(_INSERT_TXN, values).inserted_primary_key[0]
+    for entry_key, bucket, amount_fen, balance in entries:
+        connection.execute(
+            _INSERT_ENTRIES,
+            {**values, "p_entry_key": entry_key, "p_bucket": bucket, "p_amount": amount_fen, "p_balance": balance},
+        )
+    connection.execute(_UPDATE_ACCOUNT, values)
+    connection.execute(_MARK_ORDER_PAID, values)
+    connection.execute(_INSERT_NOTIFICATION, values)
 
 
 def _beijing(text: str | None) -> datetime | None:

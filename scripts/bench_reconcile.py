@@ -6,8 +6,9 @@ Runs on PostgreSQL (``BENCH_POSTGRES_URL``, default the local server's ``postgre
 database): a fresh database is created, migrated, and dropped at the end. The file goes
 through ``import_statement``, the code path of the upload endpoint: parse, line identities,
 classification, bulk insert, credits of the matched lines. Parse-only time is measured in
-the same run on the same bytes. Prints lines/s end to end, the ratio to parse-only and the
-peak RSS of this process.
+the same run on the same bytes (best of three). Prints lines/s end to end, the ratio to
+parse-only, the CPU time of this process and of the PostgreSQL backend during the import (when
+the server runs on this host), and the peak RSS of this process.
 """
 from __future__ import annotations
 
@@ -144,11 +145,14 @@ def main() -> None:
         codes = seed_accounts(db, args.accounts, rng)
         data = generate(args.lines, codes, rng)
 
-        started = time.perf_counter()
-        parsed = parse_statement(data)
-        parse_s = time.perf_counter() - started
-        assert len(parsed.lines) == args.lines
-        del parsed
+        # Best of three: a neighbour's burst of load must not flatter the ratio below.
+        parse_s = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            parsed = parse_statement(data)
+            parse_s = min(parse_s, time.perf_counter() - started)
+            assert len(parsed.lines) == args.lines
+            del parsed
 
         clock = FrozenClock(NOW)
         db.dispose()  # one pooled connection from here on: the backend measured is the import's
@@ -177,7 +181,7 @@ def main() -> None:
         print(f"file: {args.lines} lines, {len(data) / 1e6:.1f} MB; {args.accounts} accounts")
         print(f"statuses: {result.counts}")
         print(f"ledger: {txns} transactions, {entries} entries; ledger verify clean")
-        print(f"parse only: {parse_s:.2f} s, {args.lines / parse_s:,.0f} lines/s")
+        print(f"parse only (best of 3): {parse_s:.2f} s, {args.lines / parse_s:,.0f} lines/s")
         print(
             f"import + reconcile end to end: {import_s:.2f} s, "
             f"{args.lines / import_s:,.0f} lines/s, {import_s / parse_s:.2f}x parse-only"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from app.adapters.db.models import Account, Statement, StatementLine
@@ -12,6 +13,18 @@ from tests.conftest import bearer
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "statements"
 HEADER = "transaction_id,booked_at,amount,currency,counterparty_name,counterparty_account,memo\n"
+
+
+@pytest.fixture
+def finance(token_for):
+    """A finance token."""
+    return token_for("finance")
+
+
+@pytest.fixture
+def payer(new_account):
+    """An account that pays by bank transfer."""
+    return new_account("Payer Co")
 
 
 def csv_file(*rows: str) -> bytes:

@@ -1,27 +1,22 @@
 """Importing bank statements over the API, on SQLite and PostgreSQL."""
+import io
+
 import pytest
 
 from tests.conftest import bearer
-from tests.integration.statement_helpers import (
+from tests.integration.statement_helpers import (  # noqa: F401 - finance, payer: fixtures
     SAMPLES,
     assert_ledger_clean,
     balances,
     csv_file,
+    finance,
     lines,
+    payer,
     row,
+    spend,
     stored_counts,
     upload,
 )
-
-
-@pytest.fixture
-def finance(token_for):
-    return token_for("finance")
-
-
-@pytest.fixture
-def payer(new_account):
-    return new_account("Payer Co")
 
 
 # file, lines, {status: count} (no sample carries a code we issued)
@@ -179,8 +174,6 @@ def test_booked_time_without_offset_is_shown_in_china_standard_time(client, fina
 
 
 def test_bank_credit_pays_arrears_first_and_makes_that_invoiceable(client, finance, admin_token, payer, wallet):
-    from tests.integration.statement_helpers import spend
-
     spend(client, admin_token, payer["id"], "30.00", "bill-1")
     assert balances(wallet, payer["id"]) == (0, 30_00, 0)
     upload(client, finance, csv_file(row(payer["remittance_code"], "100.00")))
@@ -269,8 +262,6 @@ def test_the_uploaded_bytes_and_raw_lines_are_kept(client, finance, wallet):
 
 
 def test_upload_retried_with_the_same_idempotency_key_replays_the_first_answer(client, finance, payer, wallet):
-    import io
-
     data = csv_file(row(payer["remittance_code"], "100.00"))
 
     def post(content, key="upload-1"):

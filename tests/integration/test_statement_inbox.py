@@ -5,18 +5,14 @@ import time
 import pytest
 
 from app.jobs import run_job
-from tests.integration.statement_helpers import (
+from tests.integration.statement_helpers import (  # noqa: F401 - payer: a fixture
     assert_ledger_clean,
     balances,
     csv_file,
+    payer,
     row,
     stored_counts,
 )
-
-
-@pytest.fixture
-def payer(new_account):
-    return new_account("Payer Co")
 
 
 @pytest.fixture

@@ -4,25 +4,17 @@ from sqlalchemy import select, update
 
 from app.adapters.db.models import Account, LedgerTransaction, StatementLineAction
 from tests.conftest import bearer
-from tests.integration.statement_helpers import (
+from tests.integration.statement_helpers import (  # noqa: F401 - finance, payer: fixtures
     assert_ledger_clean,
     balances,
     csv_file,
+    finance,
     lines,
+    payer,
     row,
     spend,
     upload,
 )
-
-
-@pytest.fixture
-def finance(token_for):
-    return token_for("finance")
-
-
-@pytest.fixture
-def payer(new_account):
-    return new_account("Payer Co")
 
 
 def match(client, token, line_id, account_id, reason="phoned the customer"):

@@ -66,6 +66,7 @@ from app.adapters.db.models import (  # noqa: E402
     LedgerTransaction,
     TopupOrder,
 )
+from app.adapters.db.scratch import create_database, drop_database  # noqa: E402
 from app.domain.ids import new_out_trade_no, random_id  # noqa: E402
 from app.domain.money import format_fen  # noqa: E402
 from app.domain.remittance import generate_code  # noqa: E402
@@ -188,29 +189,6 @@ def free_port() -> int:
 
 
 # ----------------------------------------------------------------------------- database
-
-
-def create_database(server_url: str) -> tuple[str, str]:
-    name = f"bench_notify_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name, server_url.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(server_url: str, name: str) -> None:
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 def seed(url: str, n_accounts: int, n_orders: int) -> list[tuple[str, int]]:
@@ -591,7 +569,7 @@ def main() -> int:
     server = None
     try:
         t0 = time.monotonic()
-        db_name, url = create_database(server_url)
+        db_name, url = create_database(server_url, "bench_notify")
         upgrade(url)
         orders = seed(url, args.accounts, args.orders)
         t_seed = time.monotonic() - t0

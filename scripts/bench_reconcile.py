@@ -24,7 +24,7 @@ from pathlib import Path
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from app.adapters.db import Database  # noqa: E402
 from app.adapters.db.migrate import upgrade  # noqa: E402
@@ -34,6 +34,7 @@ from app.adapters.db.models import (  # noqa: E402
     LedgerTransaction,
     StatementLine,
 )
+from app.adapters.db.scratch import create_database, drop_database  # noqa: E402
 from app.adapters.statements import parse_statement  # noqa: E402
 from app.domain.remittance import ALPHABET, generate_code  # noqa: E402
 from app.services import ledger  # noqa: E402
@@ -133,11 +134,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = random.Random(20261126)
-    name = f"bench_reconcile_{os.getpid()}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = SERVER_URL.rsplit("/", 1)[0] + "/" + name
+    name, url = create_database(SERVER_URL, "bench_reconcile")
     db = None
     try:
         upgrade(url)
@@ -199,16 +196,7 @@ def main() -> None:
     finally:
         if db is not None:
             db.dispose()
-        with admin.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_database(SERVER_URL, name)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import argparse
 import multiprocessing as mp
 import os
 import random
-import secrets
 import sys
 import time
 from datetime import timedelta
@@ -22,10 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from app.adapters.db import Database  # noqa: E402
 from app.adapters.db.migrate import upgrade  # noqa: E402
+from app.adapters.db.scratch import create_database, drop_database  # noqa: E402
 from app.services import ledger  # noqa: E402
 from app.services.accounts import add_workspace, create_account  # noqa: E402
 from app.services.bills import settle_bill  # noqa: E402
@@ -124,15 +124,12 @@ def main() -> None:
     parser.add_argument("--hot-workers", type=int, default=8)
     args = parser.parse_args()
 
-    name = f"bench_settlement_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        version = connection.execute(text("SHOW server_version")).scalar_one()
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = SERVER_URL.rsplit("/", 1)[0] + "/" + name
+    name, url = create_database(SERVER_URL, "bench_settlement")
     try:
         upgrade(url)
         db, clock = Database(url), Clock()
+        with db.sessions() as session:
+            version = session.execute(text("SHOW server_version")).scalar_one()
         began = time.perf_counter()
         workspaces = seed(db, clock, args.accounts)
         print(f"{machine()}, PostgreSQL {version}")
@@ -152,14 +149,7 @@ def main() -> None:
         if differences:
             sys.exit(1)
     finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = :name AND pid <> pg_backend_pid()"),
-                {"name": name},
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_database(SERVER_URL, name)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ PostgreSQL tests skip with a visible reason when no server answers, unless
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.adapters.db.migrate import upgrade
 from app.adapters.db.models import Base
+from app.adapters.db.scratch import create_database, drop_database
 from app.config import load_settings
 from app.services.clock import FrozenClock
 
@@ -46,23 +46,10 @@ def pg_template_url():
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (WALLET_REQUIRE_POSTGRES=1): {reason}")
         pytest.skip(reason)
-    name = f"wallet_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_SERVER_URL.rsplit("/", 1)[0] + "/" + name
+    name, url = create_database(PG_SERVER_URL, "wallet_test")
     upgrade(url)
     yield url
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    drop_database(PG_SERVER_URL, name)
 
 
 def _truncate_pg(url: str) -> None:

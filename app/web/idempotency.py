@@ -17,14 +17,26 @@ def _request_fingerprint() -> str:
     if request.mimetype != "multipart/form-data":
         return hashlib.sha256(request.get_data(cache=True)).hexdigest()
     digest = hashlib.sha256()
-    for name, value in sorted(request.form.items(multi=True)):
-        digest.update(f"field\0{name}\0{value}\0".encode())
-    for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+    # A part without a name (werkzeug keys it ``None``) is hashed too, under its own tag,
+    # and sorts first: comparing ``None`` with a name would raise.
+    for name, value in sorted(request.form.items(multi=True), key=_named_first):
+        tag = "field" if name is not None else "unnamed-field"
+        digest.update(f"{tag}\0{name or ''}\0{value}\0".encode())
+    for name, upload in sorted(request.files.items(multi=True), key=lambda item: _part_name(item[0])):
         content = upload.read()
         upload.seek(0)  # the view reads the file again
-        digest.update(f"file\0{name}\0{upload.filename or ''}\0".encode())
+        tag = "file" if name is not None else "unnamed-file"
+        digest.update(f"{tag}\0{name or ''}\0{upload.filename or ''}\0".encode())
         digest.update(hashlib.sha256(content).digest())
     return digest.hexdigest()
+
+
+def _part_name(name: str | None) -> tuple[bool, str]:
+    return (name is not None, name or "")
+
+
+def _named_first(item: tuple[str | None, str]) -> tuple[tuple[bool, str], str]:
+    return (_part_name(item[0]), item[1])
 
 
 def idempotent(view):

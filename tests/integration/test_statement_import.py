@@ -275,3 +275,47 @@ def test_upload_retried_with_the_same_idempotency_key_replays_the_first_answer(c
     other = post(csv_file(row("房租")))
     assert other.status_code == 422
     assert balances(wallet, payer["id"])[0] == 100_00
+
+
+def _raw_multipart(*parts: tuple[str, bytes]) -> tuple[bytes, str]:
+    """A multipart body built by hand: (Content-Disposition header value, content) per part."""
+    boundary = "c84b606073ceca2921004c13067b1cd6"
+    body = b"".join(
+        f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+        for disposition, content in parts
+    )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_bad_input_multipart_part_without_a_name_is_a_problem_not_a_500(client, finance, wallet):
+    # Found by schemathesis: a field name with a line break leaves the part nameless, and the
+    # Idempotency-Key fingerprint compared that part's ``None`` name with "format" (a 500).
+    body, content_type = _raw_multipart(
+        ('form-data; name="\U0008409c\n«\x11$Ô\x862"', b"{}"), ('form-data; name="format"', b"cmb")
+    )
+    response = client.post(
+        "/api/v1/statements", data=body, content_type=content_type,
+        headers={**bearer(finance), "Idempotency-Key": "nameless-1"},
+    )
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "missing_field"
+    assert stored_counts(wallet) == (0, 0)
+
+
+def test_bad_input_nameless_parts_count_in_the_idempotency_fingerprint(client, finance, payer, wallet):
+    data = csv_file(row(payer["remittance_code"], "100.00"))
+
+    def post(extra: bytes):
+        body, content_type = _raw_multipart(
+            ('form-data; name="file"; filename="nov.csv"', data),
+            ("form-data", extra),
+            ('form-data; filename="stray.csv"', extra),
+        )
+        return client.post("/api/v1/statements", data=body, content_type=content_type,
+                           headers={**bearer(finance), "Idempotency-Key": "nameless-2"})
+
+    first, retry, other = post(b"a"), post(b"a"), post(b"b")
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422 and other.mimetype == "application/problem+json"
+    assert balances(wallet, payer["id"])[0] == 100_00

@@ -38,6 +38,13 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+
+    def __init__(self, account_id: str):
+        super().__init__(f"account {account_id} does not exist")
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"

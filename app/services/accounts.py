@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..adapters.db import Database
 from ..adapters.db.models import Account, Workspace
-from ..domain.errors import Conflict, InvalidInput, NotFound
+from ..domain.errors import AccountNotFound, Conflict, InvalidInput, NotFound
 from ..domain.ids import random_id
 from ..domain.remittance import generate_code
 from .clock import Clock
@@ -56,13 +57,18 @@ def create_account(db: Database, clock: Clock, *, name: str, settlement: str) ->
     raise Conflict("could not issue a unique remittance code", code="code_exhausted")
 
 
+def existing_account(session: Session, account_id: str) -> Account:
+    """Return an account's row, or raise AccountNotFound."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise AccountNotFound(account_id)
+    return account
+
+
 def get_account(db: Database, account_id: str) -> AccountView:
-    """Return one account or raise NotFound."""
+    """Return one account or raise AccountNotFound."""
     with db.sessions() as session:
-        account = session.get(Account, account_id)
-        if account is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
-        return _view(account)
+        return _view(existing_account(session, account_id))
 
 
 def add_workspace(db: Database, clock: Clock, *, account_id: str, workspace_id: str) -> dict:
@@ -71,8 +77,7 @@ def add_workspace(db: Database, clock: Clock, *, account_id: str, workspace_id: 
     if not workspace_id or len(workspace_id) > 100:
         raise InvalidInput("workspace_id must be 1 to 100 characters", code="invalid_workspace")
     with db.transaction() as session:
-        if session.get(Account, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        existing_account(session, account_id)
         existing = session.get(Workspace, workspace_id)
         if existing is not None:
             if existing.account_id != account_id:

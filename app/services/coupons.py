@@ -11,6 +11,7 @@ from ..adapters.db import Database
 from ..adapters.db.models import Account, ActivationFailure, Coupon, CouponCode
 from ..domain.activation_codes import derive_code, generate_code, hash_code
 from ..domain.errors import Conflict, InvalidInput, NotFound, RateLimited
+from .accounts import existing_account
 from .clock import Clock
 from .locks import lock_account, lock_token
 from .units import coupon_view, grant_coupon
@@ -183,8 +184,7 @@ def list_coupons(db: Database, clock: Clock, account_id: str) -> list[dict]:
     """Return an account's coupons, oldest first."""
     now = clock.now()
     with db.sessions() as session:
-        if session.get(Account, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        existing_account(session, account_id)
         coupons = session.execute(
             select(Coupon).where(Coupon.account_id == account_id).order_by(Coupon.id)
         ).scalars()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, update_rows
 from ..adapters.db.models import UNIT_MODELS, Account, LedgerEntry, LedgerTransaction
-from ..domain.errors import InsufficientFunds, NotFound
+from ..domain.errors import AccountNotFound, InsufficientFunds
 from ..domain.topup import TopupSplit, split_topup
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def lock_account(session: Session, account_id: str) -> Account:
         select(Account).where(Account.id == account_id).with_for_update()
     ).scalar_one_or_none()
     if account is None:
-        raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        raise AccountNotFound(account_id)
     return account
 
 
@@ -291,7 +291,7 @@ def _lock_balances(session: Session, account_ids: list[str]) -> dict[str, dict[s
             balances[account_id] = {"cash": cash, "arrears": arrears, "invoiceable": invoiceable}
     missing = sorted(set(account_ids) - balances.keys())
     if missing:
-        raise NotFound(f"account {missing[0]} does not exist", code="account_not_found")
+        raise AccountNotFound(missing[0])
     return balances
 
 

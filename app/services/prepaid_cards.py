@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from ..adapters.db import Database
-from ..adapters.db.models import Account, PrepaidCard
+from ..adapters.db.models import PrepaidCard
 from ..config import Settings
 from ..domain.errors import InsufficientFunds, InvalidInput, NotFound
 from ..domain.tiers import bonus_coupon_fen, check_card_amount
 from . import ledger
+from .accounts import existing_account
 from .clock import Clock
 from .coupons import check_window
 from .ledger import Posting
@@ -138,8 +139,7 @@ def list_prepaid_cards(db: Database, clock: Clock, account_id: str) -> list[dict
     """Return an account's prepaid cards, oldest first."""
     now = clock.now()
     with db.sessions() as session:
-        if session.get(Account, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        existing_account(session, account_id)
         cards = session.execute(
             select(PrepaidCard).where(PrepaidCard.account_id == account_id).order_by(PrepaidCard.id)
         ).scalars()

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..adapters.db import Database
-from ..adapters.db.models import Account, ApiToken
-from ..domain.errors import InvalidInput, NotFound
+from ..adapters.db.models import ApiToken
+from ..domain.errors import InvalidInput
+from .accounts import existing_account
 from .clock import Clock
 
 ROLES = ("admin", "finance", "account")
@@ -45,8 +46,8 @@ def create_token(
         )
     token = PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as session:
-        if account_id and session.get(Account, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        if account_id:
+            existing_account(session, account_id)
         session.add(
             ApiToken(
                 token_hash=hash_token(token),

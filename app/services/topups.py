@@ -17,6 +17,7 @@ from ..domain.ids import new_out_trade_no
 from ..domain.payment import Decision, Outcome, decide_notify
 from ..domain.topup import split_topup
 from . import ledger
+from .accounts import existing_account
 from .clock import Clock
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,7 @@ def create_topup(
         expires_at=now + timedelta(minutes=settings.topup_expiry_minutes),
     )
     with db.transaction() as session:
-        if session.get(Account, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        existing_account(session, account_id)
         session.add(order)
     # The order exists before Alipay hears of it, so a notify can never find it missing.
     try:
@@ -85,12 +85,7 @@ def create_topup(
         )
     except GatewayRejected:
         # Alipay refused it, signed: no trade can exist, so the order is closed at once.
-        with db.transaction() as session:
-            session.execute(
-                update(TopupOrder)
-                .where(TopupOrder.out_trade_no == order.out_trade_no, TopupOrder.status == "pending")
-                .values(status="closed", closed_at=clock.now())
-            )
+        _close_if_pending(db, clock, order.out_trade_no)
         raise
     # On a timeout or a gateway error the order stays pending: Alipay may have created the
     # trade, and the poll job will query and close it.
@@ -103,6 +98,16 @@ def create_topup(
     order.qr_code = precreated.qr_code
     log.info("top-up order created", extra={"out_trade_no": order.out_trade_no, "account_id": account_id})
     return _view(order)
+
+
+def _close_if_pending(db: Database, clock: Clock, out_trade_no: str) -> int:
+    """Close an order that is still pending; return 1 if it was, 0 if it had moved on."""
+    with db.transaction() as session:
+        return session.execute(
+            update(TopupOrder)
+            .where(TopupOrder.out_trade_no == out_trade_no, TopupOrder.status == "pending")
+            .values(status="closed", closed_at=clock.now())
+        ).rowcount
 
 
 def get_topup(db: Database, out_trade_no: str) -> TopupView:
@@ -544,13 +549,7 @@ def poll_pending_topups(db: Database, clock: Clock, gateway, *, batch: int = 200
                 # Unpaid past its expiry: close at Alipay (NOT_EXIST before a scan is normal),
                 # then locally. Never alipay.trade.cancel: that refunds a paid trade.
                 gateway.close(out_trade_no)
-                with db.transaction() as session:
-                    closed = session.execute(
-                        update(TopupOrder)
-                        .where(TopupOrder.out_trade_no == out_trade_no, TopupOrder.status == "pending")
-                        .values(status="closed", closed_at=clock.now())
-                    ).rowcount
-                counts["closed"] += closed
+                counts["closed"] += _close_if_pending(db, clock, out_trade_no)
         except (GatewayError, GatewayRejected):
             counts["errors"] += 1
             log.warning("top-up poll failed for one order", extra={"out_trade_no": out_trade_no})

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..adapters.db import Database
-from ..adapters.db.models import Account, LedgerEntry, LedgerTransaction
-from ..domain.errors import NotFound
+from ..adapters.db.models import LedgerEntry, LedgerTransaction
+from .accounts import existing_account
 from .units import SPENDABLE_TOTALS
 
 
@@ -30,9 +30,7 @@ UNIT_TOTALS: dict[str, object] = dict(SPENDABLE_TOTALS)
 def wallet_figures(db: Database, account_id: str, now: datetime) -> WalletFigures:
     """Return the spendable totals of one account now."""
     with db.sessions() as session:
-        account = session.get(Account, account_id)
-        if account is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        account = existing_account(session, account_id)
         totals = {name: fn(session, account_id, now) for name, fn in UNIT_TOTALS.items()}
         return WalletFigures(
             cash_fen=account.cash_fen,
@@ -62,8 +60,7 @@ def ledger_page(
 ) -> tuple[list[LedgerLine], int | None]:
     """Return one page of an account's entries, newest first, and the cursor of the next."""
     with db.sessions() as session:
-        if session.get(Account, account_id) is None:
-            raise NotFound(f"account {account_id} does not exist", code="account_not_found")
+        existing_account(session, account_id)
         query = (
             select(LedgerEntry, LedgerTransaction.kind, LedgerTransaction.reference, LedgerTransaction.memo)
             .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)

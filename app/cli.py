@@ -75,20 +75,24 @@ ledger_cli = AppGroup("ledger", help="The ledger.")
 
 @ledger_cli.command("verify")
 def ledger_verify():
-    """Compare every cached balance with its ledger entries; exit 1 on any difference."""
-    from .services.ledger import verify
+    """Compare every cached balance with its ledger entries and check the ledger's references;
+    exit 1 on any difference."""
+    from .services.ledger import verify, verify_references
 
     with _wallet().db.sessions() as session:
         differences = verify(session)
+        broken = verify_references(session)
     for d in differences:
         unit = f" unit {d.unit_id}" if d.unit_id is not None else ""
         click.echo(
             f"DIFFERENCE account {d.account_id} {d.bucket}{unit}: cached {format_fen(d.cached_fen)}"
             f" ledger {format_fen(d.ledger_fen)}"
         )
-    if differences:
-        _fail(f"{len(differences)} difference(s)", 1)
-    click.echo("ledger clean: every cached balance equals its entries")
+    for b in broken:
+        click.echo(f"BROKEN REFERENCE {b.table} {b.row_id}: {b.problem}")
+    if differences or broken:
+        _fail(f"{len(differences) + len(broken)} difference(s)", 1)
+    click.echo("ledger clean: every cached balance equals its entries, every reference holds")
 
 
 jobs_cli = AppGroup("jobs", help="Scheduled jobs.")

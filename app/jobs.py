@@ -40,8 +40,15 @@ def _ledger_verify(wallet: Wallet) -> str:
                 "ledger_fen": diff.ledger_fen,
             },
         )
-    if differences:
-        raise RuntimeError(f"{len(differences)} ledger difference(s)")
+    with wallet.db.sessions() as session:
+        broken = ledger.verify_references(session)
+    for reference in broken:
+        log.error(
+            "ledger reference broken: a row refers to one that does not exist",
+            extra={"table": reference.table, "row_id": reference.row_id, "problem": reference.problem},
+        )
+    if differences or broken:
+        raise RuntimeError(f"{len(differences) + len(broken)} ledger difference(s)")
     return "ledger clean"
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, update_rows
-from ..adapters.db.models import UNIT_MODELS, Account, LedgerEntry, LedgerTransaction
+from ..adapters.db.models import UNIT_MODELS, Account, LedgerEntry, LedgerTransaction, Statement, StatementLine
 from ..domain.errors import AccountNotFound, InsufficientFunds
 from ..domain.topup import TopupSplit, split_topup
 
@@ -337,3 +337,48 @@ def verify(session: Session) -> list[Difference]:
         if total:
             differences.append(Difference(account_id, bucket, unit_id, 0, total))
     return differences
+
+
+@dataclass(frozen=True)
+class BrokenReference:
+    table: str
+    row_id: int
+    problem: str
+
+
+def verify_references(session: Session) -> list[BrokenReference]:
+    """Find ledger rows and statement lines that refer to rows that do not exist.
+
+    These tables have no foreign keys (their inserts are the busiest writes; see
+    ``LedgerEntry``), so this is where their references are checked: set-based, one query each.
+    """
+    broken: list[BrokenReference] = []
+    txn, entry = LedgerTransaction, LedgerEntry
+    for entry_id, transaction_id, txn_account, entry_account in session.execute(
+        select(entry.id, entry.transaction_id, txn.account_id, entry.account_id)
+        .outerjoin(txn, txn.id == entry.transaction_id)
+        .where((txn.id.is_(None)) | (txn.account_id != entry.account_id))
+        .order_by(entry.id)
+    ):
+        problem = (
+            f"its transaction {transaction_id} does not exist"
+            if txn_account is None
+            else f"its account {entry_account} is not its transaction's ({txn_account})"
+        )
+        broken.append(BrokenReference("ledger_entries", entry_id, problem))
+    checks = (
+        ("ledger_transactions", txn.id, txn.account_id, Account.id, "account"),
+        ("ledger_entries", entry.id, entry.account_id, Account.id, "account"),
+        ("statement_lines", StatementLine.id, StatementLine.statement_id, Statement.id, "statement"),
+        ("statement_lines", StatementLine.id, StatementLine.account_id, Account.id, "account"),
+        ("statement_lines", StatementLine.id, StatementLine.suggested_account_id, Account.id, "suggested account"),
+    )
+    for table, row_id, column, target, what in checks:
+        for found_id, value in session.execute(
+            select(row_id, column)
+            .outerjoin(target.class_, target == column)
+            .where(column.is_not(None), target.is_(None))
+            .order_by(row_id)
+        ):
+            broken.append(BrokenReference(table, found_id, f"its {what} {value} does not exist"))
+    return broken

@@ -72,6 +72,7 @@ def stored_counts(wallet) -> tuple[int, int]:
 def assert_ledger_clean(wallet) -> None:
     with wallet.db.sessions() as session:
         assert ledger.verify(session) == []
+        assert ledger.verify_references(session) == []
 
 
 def spend(client, admin_token, account_id: str, amount: str, bill_id: str) -> None:

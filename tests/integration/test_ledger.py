@@ -1,7 +1,7 @@
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
-from app.adapters.db.models import Account
+from app.adapters.db.models import Account, LedgerEntry, LedgerTransaction, Statement, StatementLine
 from app.services import ledger
 from app.services.ledger import AlreadyRecorded, Posting
 
@@ -71,6 +71,59 @@ def test_verify_reports_a_cached_balance_that_differs_from_its_entries(wallet, n
     result = app.test_cli_runner().invoke(args=["ledger", "verify"])
     assert result.exit_code == 1
     assert "cached 0.99 ledger 100.00" in result.output
+
+
+def test_verify_references_finds_rows_that_refer_to_missing_ones(wallet, new_account, app):
+    # The ledger and statement lines have no foreign keys; verify is what checks them.
+    account, other = new_account(), new_account("Other")
+    _credit(wallet, account["id"], 500, "t1")
+    now = wallet.clock.now()
+    with wallet.db.transaction() as session:
+        txn_id = session.scalar(select(LedgerTransaction.id).where(LedgerTransaction.idempotency_key == "t1"))
+        ghost_txn = session.execute(
+            insert(LedgerTransaction).values(idempotency_key="ghost", account_id="acc_missing", kind="topup",
+                                             created_at=now).returning(LedgerTransaction.id)
+        ).scalar_one()
+        entries = session.execute(
+            insert(LedgerEntry).returning(LedgerEntry.id),
+            [
+                dict(transaction_id=987654, idempotency_key="e1", account_id=account["id"], bucket="cash",
+                     amount_fen=1, balance_after_fen=1, created_at=now),
+                dict(transaction_id=txn_id, idempotency_key="e2", account_id=other["id"], bucket="cash",
+                     amount_fen=1, balance_after_fen=1, created_at=now),
+            ],
+        ).scalars().all()
+        statement_id = session.execute(
+            insert(Statement).values(sha256="0" * 64, filename="s.csv", format="csv", content=b"",
+                                     bank_account="", uploaded_by="t", uploaded_at=now, lines_total=1,
+                                     lines_new=1).returning(Statement.id)
+        ).scalar_one()
+        line = dict(identity_key="k", line_no=1, raw="", booked_at="2026-11-26", amount_fen=1, currency="CNY",
+                    direction="in", status="unmatched")
+        lines = session.execute(
+            insert(StatementLine).returning(StatementLine.id),
+            [
+                {**line, "statement_id": 424242, "identity_key": "k1"},
+                {**line, "statement_id": statement_id, "identity_key": "k2", "status": "matched",
+                 "account_id": "acc_gone"},
+                {**line, "statement_id": statement_id, "identity_key": "k3", "status": "suggested",
+                 "suggested_account_id": "acc_never"},
+            ],
+        ).scalars().all()
+    with wallet.db.sessions() as session:
+        found = {(b.table, b.row_id, b.problem) for b in ledger.verify_references(session)}
+    assert found == {
+        ("ledger_entries", entries[0], "its transaction 987654 does not exist"),
+        ("ledger_entries", entries[1], f"its account {other['id']} is not its transaction's ({account['id']})"),
+        ("ledger_transactions", ghost_txn, "its account acc_missing does not exist"),
+        ("statement_lines", lines[0], "its statement 424242 does not exist"),
+        ("statement_lines", lines[1], "its account acc_gone does not exist"),
+        ("statement_lines", lines[2], "its suggested account acc_never does not exist"),
+    }
+
+    result = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert f"BROKEN REFERENCE ledger_entries {entries[0]}: its transaction 987654 does not exist" in result.output
 
 
 def test_ledger_verify_command_exits_zero_when_clean(wallet, new_account, app):

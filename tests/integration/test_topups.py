@@ -146,6 +146,7 @@ def test_fifty_concurrent_duplicate_notifies_credit_once(app, wallet, account, a
         assert answers.count(b"success") >= 1
     with wallet.db.sessions() as session:
         assert ledger.verify(session) == []
+        assert ledger.verify_references(session) == []
 
 
 def test_notify_signed_with_the_merchants_own_key_is_refused(client, wallet, account, account_token, alipay_http, sandbox, dev_keys):

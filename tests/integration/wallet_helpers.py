@@ -52,6 +52,7 @@ def wallet_of(client, token, account_id):
 def assert_ledger_clean(wallet):
     with wallet.db.sessions() as session:
         assert ledger.verify(session) == []
+        assert ledger.verify_references(session) == []
 
 
 def drawn(response):

@@ -63,7 +63,10 @@ class StatementLine(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    # No foreign keys, like the ledger (see ``LedgerEntry``): lines are written in bulk by the
+    # import (with their statement, in one transaction) and the reconciler, with account ids
+    # they have checked; ``ledger verify`` checks the references.
+    statement_id: Mapped[int] = mapped_column(BigIntPK, index=True)
     bank_account: Mapped[str] = mapped_column(String(100), default="")
     identity_key: Mapped[str] = mapped_column(String(200))
     line_no: Mapped[int] = mapped_column(Integer)
@@ -80,10 +83,8 @@ class StatementLine(Base):
     booked: Mapped[bool] = mapped_column(Boolean, default=True)
     reversal: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="unmatched")
-    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), nullable=True, index=True)
-    suggested_account_id: Mapped[str | None] = mapped_column(
-        ForeignKey("accounts.id"), nullable=True
-    )
+    account_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    suggested_account_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     credits: Mapped[int] = mapped_column(Integer, default=0)
     matched_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -1,0 +1,125 @@
+"""On PostgreSQL a paid notify in the common case credits in one statement (one round trip).
+
+It must write exactly what the general path writes, and step aside whenever anything differs
+from the common case, leaving the decision to the general path.
+"""
+import pytest
+from sqlalchemy import select
+
+from app.adapters.db.models import Account, AlipayNotification, LedgerEntry, LedgerTransaction, TopupOrder
+from app.services import ledger, topups
+from tests.integration.test_topups import account, account_token, cash, create_topup, paid_notify, post_notify  # noqa: F401
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def db_url(pg_url):
+    # The one-statement credit exists on PostgreSQL only: these tests run there alone.
+    return pg_url
+
+
+@pytest.fixture
+def one_statement(monkeypatch):
+    """Record what each one-statement attempt returned (True: it credited)."""
+    results = []
+    original = topups._credit_in_one_statement
+
+    def spy(db, values):
+        results.append(original(db, values))
+        return results[-1]
+
+    monkeypatch.setattr(topups, "_credit_in_one_statement", spy)
+    return results
+
+
+def written(wallet, order):
+    """What crediting ``order`` wrote, with its own numbers replaced by placeholders."""
+    number, account_id = order["out_trade_no"], order["account_id"]
+
+    def plain(row, *drop):
+        values = {c.name: getattr(row, c.name) for c in row.__table__.columns if c.name not in ("id", *drop)}
+        return {k: (v.replace(number, "<no>").replace(account_id, "<acc>") if isinstance(v, str) else v)
+                for k, v in values.items()}
+
+    with wallet.db.sessions() as session:
+        txn = session.execute(select(LedgerTransaction).where(LedgerTransaction.reference == number)).scalar_one()
+        entries = session.execute(select(LedgerEntry).where(LedgerEntry.transaction_id == txn.id)).scalars().all()
+        notify = session.execute(select(AlipayNotification).where(AlipayNotification.out_trade_no == number)).scalar_one()
+        return {
+            "transaction": plain(txn),
+            "entries": [plain(e, "transaction_id") for e in entries],
+            "order": plain(session.get(TopupOrder, number), "qr_code", "created_at", "expires_at"),
+            "notification": plain(notify, "raw_body", "notify_id"),
+            "account": plain(session.get(Account, account_id), "name", "remittance_code", "created_at"),
+        }
+
+
+def test_common_case_credits_in_one_statement_with_the_rows_of_the_general_path(
+    client, wallet, new_account, token_for, sandbox, alipay_http, one_statement, monkeypatch
+):
+    first, second = new_account("First"), new_account("Second")
+    orders = []
+    for acc in (first, second):
+        order = create_topup(client, acc, token_for("account", acc["id"]))
+        orders.append({**order, "account_id": acc["id"]})
+
+    assert post_notify(client, paid_notify(wallet, sandbox, orders[0])).get_data() == b"success"
+    assert one_statement == [True]
+    monkeypatch.setattr(topups, "_one_statement_credits", lambda db: False)
+    assert post_notify(client, paid_notify(wallet, sandbox, orders[1])).get_data() == b"success"
+    assert one_statement == [True]  # the second went the general way
+
+    quick, general = written(wallet, orders[0]), written(wallet, orders[1])
+    assert quick == general
+    assert quick["entries"] == [
+        {"idempotency_key": "alipay:<no>/0:cash", "account_id": "<acc>", "bucket": "cash", "unit_id": None,
+         "amount_fen": 10000, "balance_after_fen": 10000, "created_at": quick["transaction"]["created_at"]}
+    ]
+    assert quick["order"]["status"] == "paid" and quick["order"]["credited_by"] == "notify"
+    assert quick["notification"]["outcome"] == "credited" and not quick["notification"]["needs_review"]
+    with wallet.db.sessions() as session:
+        assert ledger.verify(session) == [] and ledger.verify_references(session) == []
+
+
+def test_a_second_notify_for_the_order_finds_nothing_to_do_and_is_a_duplicate(
+    client, wallet, account, account_token, sandbox, alipay_http, one_statement
+):
+    order = create_topup(client, account, account_token)
+    notify = paid_notify(wallet, sandbox, order)
+    assert post_notify(client, notify).get_data() == b"success"
+    assert post_notify(client, notify).get_data() == b"success"
+    assert one_statement == [True, False]
+    assert cash(wallet, account["id"]) == 10000
+    with wallet.db.sessions() as session:
+        outcomes = session.execute(select(AlipayNotification.outcome).order_by(AlipayNotification.id)).scalars().all()
+    assert outcomes == ["credited", "duplicate"]
+
+
+def test_an_account_in_arrears_is_left_to_the_general_path(
+    client, wallet, account, account_token, sandbox, alipay_http, one_statement
+):
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.record(session, acc, key="bill:x", kind="bill", now=wallet.clock.now(),
+                      postings=[ledger.Posting("arrears", 3000)])
+    order = create_topup(client, account, account_token)
+    assert post_notify(client, paid_notify(wallet, sandbox, order)).get_data() == b"success"
+    assert one_statement == [False]
+    with wallet.db.sessions() as session:
+        acc = session.get(Account, account["id"])
+        assert (acc.cash_fen, acc.arrears_fen, acc.invoiceable_fen) == (7000, 0, 3000)
+
+
+def test_an_amount_that_differs_writes_nothing_and_is_refused_by_the_general_path(
+    client, wallet, account, account_token, sandbox, alipay_http, one_statement
+):
+    order = create_topup(client, account, account_token)
+    response = post_notify(client, paid_notify(wallet, sandbox, order, total_amount="99.99"))
+    assert response.get_data() != b"success"
+    assert one_statement == [False]
+    assert cash(wallet, account["id"]) == 0
+    with wallet.db.sessions() as session:
+        [row] = session.execute(select(AlipayNotification)).scalars().all()
+        assert row.outcome == "rejected_amount"
+        assert session.execute(select(LedgerTransaction)).first() is None

@@ -8,9 +8,13 @@ unique identity key per bank account, inserted with ``ON CONFLICT DO NOTHING``).
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import logging
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
@@ -60,6 +64,13 @@ def import_statement(
         raise StatementRejected(
             f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB", line=1
         )
+    with _collector_paused():
+        return _import(db, clock, data, filename, format, actor)
+
+
+def _import(
+    db: Database, clock: Clock, data: bytes, filename: str, format: str, actor: str
+) -> ImportResult:
     sha256 = hashlib.sha256(data).hexdigest()
     known = _known_statement(db, sha256)
     if known is not None:
@@ -97,6 +108,36 @@ def import_statement(
         },
     )
     return ImportResult(statement_id, True, len(parsed.lines), lines_new, counts)
+
+
+_pause_lock = threading.Lock()
+_pauses = 0  # imports running in this process with the collector paused
+_resume = False  # whether the collector was enabled when the first of them paused it
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an import runs.
+
+    A large file's parsed lines, keys and rows (millions of objects) all live until the import
+    ends and form no reference cycles, yet each full collection walks every one of them again:
+    for 100,000 lines that was six full collections and about 0.7 s of a 3.2 s import's CPU.
+    Reference counting still frees everything as usual. The collector is process-wide, so
+    overlapping imports (threads of one worker) count: the last one out resumes it.
+    """
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
 
 
 def _known_statement(db: Database, sha256: str) -> ImportResult | None:

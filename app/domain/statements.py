@@ -82,9 +82,13 @@ def line_identities(lines: Iterable[StatementLine]) -> list[str]:
     return keys
 
 
+# What json.dumps(..., ensure_ascii=False, separators=(",", ":")) builds on every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _fingerprint(line: StatementLine) -> str:
     # The field order and serialisation are part of the stored keys: never reorder.
-    payload = json.dumps(
+    payload = _JSON(
         [
             line.booked_at.isoformat(),
             line.amount_fen,
@@ -96,8 +100,6 @@ def _fingerprint(line: StatementLine) -> str:
             line.reference,
             line.booked,
             line.reversal,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
+        ]
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

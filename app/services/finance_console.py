@@ -25,7 +25,7 @@ def notifies_for_review(db: Database, *, limit: int = 100) -> tuple[list[NotifyF
     """Return the newest notifies needing review (at most ``limit``) and how many there are."""
     with db.sessions() as session:
         total = session.execute(
-            select(func.count()).select_from(AlipayNotification).where(AlipayNotification.needs_review.is_(True))
+            select(func.count()).select_from(AlipayNotification).where(AlipayNotification.needs_review)
         ).scalar_one()
         rows = session.execute(
             select(
@@ -37,7 +37,7 @@ def notifies_for_review(db: Database, *, limit: int = 100) -> tuple[list[NotifyF
                 AlipayNotification.outcome,
                 AlipayNotification.detail,
             )
-            .where(AlipayNotification.needs_review.is_(True))
+            .where(AlipayNotification.needs_review)
             .order_by(AlipayNotification.received_at.desc(), AlipayNotification.id.desc())
             .limit(limit)
         ).all()

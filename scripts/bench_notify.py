@@ -522,7 +522,7 @@ def verify(url: str, orders: list[tuple[str, int]], runs: list[dict]) -> dict:
         credits = session.execute(
             select(func.count()).select_from(LedgerTransaction).where(LedgerTransaction.kind == "topup_alipay")
         ).scalar_one()
-        differences = ledger.verify(session)
+        differences = ledger.verify(session) + ledger.verify_references(session)
     engine.dispose()
     return {
         "sent": len(issued),

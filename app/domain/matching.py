@@ -8,11 +8,12 @@ match to exactly one account, makes a suggestion for finance; it never credits a
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .remittance import ALPHABET, CODE_LENGTH, normalize_text
+from .remittance import ALPHABET, CODE_LENGTH, SEPARATORS, normalize_text
 from .statements import IN
 
 CNY = "CNY"
@@ -24,7 +25,11 @@ EXCEPTION = "exception"
 
 # Codes hide in runs of alphabet characters once the text is normalised; anything else
 # (CJK, punctuation, 0/O/1/I) ends a run. A run shorter than a code minus one holds nothing.
-_RUN = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH - 1},}}")
+# The runs are found before the separators are dropped, as alphabet characters with only
+# separators between them: deleting separators from a whole memo with str.translate is slow
+# for non-ASCII text (most memos hold CJK); only the few runs found need it.
+_SEPARATED_RUN = re.compile(f"[{ALPHABET}](?:[{re.escape(SEPARATORS)}]*[{ALPHABET}])*")
+_DROP_SEPARATORS = str.maketrans("", "", SEPARATORS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class CodeIndex:
     def __init__(self, codes: Mapping[str, str]):
         self.accounts: dict[str, str] = dict(codes)
         self.deletions: dict[str, list[str]] = {}
+        self._matches: dict[str, Decision] = {}
         deletions = self.deletions
         for code in self.accounts:
             for i in range(len(code)):
@@ -70,10 +76,23 @@ class CodeIndex:
                 elif code not in bucket:  # a doubled letter gives one variant twice
                     bucket.append(code)
 
+    def match(self, code: str) -> Decision:
+        """Return the decision of a line paying with this issued code (one per code, shared)."""
+        decision = self._matches.get(code)
+        if decision is None:
+            decision = self._matches[code] = Decision(
+                MATCHED, account_id=self.accounts[code], reason=f"remittance code {code}"
+            )
+        return decision
+
     def exact(self, runs: list[str]) -> set[str]:
         """Return the issued codes standing in the runs."""
         accounts, found = self.accounts, set()
         for run in runs:
+            if len(run) == CODE_LENGTH:  # the usual case: the code alone, one window
+                if run in accounts:
+                    found.add(run)
+                continue
             for i in range(len(run) - CODE_LENGTH + 1):
                 window = run[i : i + CODE_LENGTH]
                 if window in accounts:
@@ -121,11 +140,15 @@ class PayerIndex:
 
     def learn(self, payer: str, account_id: str) -> None:
         """Record a confirmed match; a payer seen for two accounts identifies neither."""
-        key = self._key(payer)
+        # Called for every matched line of a run: the key cache is read here directly.
+        key = self._keys.get(payer)
+        if key is None:
+            key = self._key(payer)
         if not key:
             return
-        known = self._accounts.get(key, account_id)
-        self._accounts[key] = account_id if known == account_id else None
+        accounts = self._accounts
+        known = accounts.get(key, account_id)
+        accounts[key] = account_id if known == account_id else None
 
     def account_for(self, payer: str) -> str | None:
         """Return the one account this payer paid for, or None."""
@@ -141,22 +164,40 @@ class PayerIndex:
 
 
 def code_runs(*texts: str) -> list[str]:
-    """Return the runs of code characters in the texts, normalised for code search."""
+    """Return the runs of code characters in the texts, normalised for code search.
+
+    The runs of ``normalize_text``: case and full width folded, separators dropped.
+    """
     runs: list[str] = []
     for text in texts:
         if text:
-            runs.extend(_RUN.findall(normalize_text(text)))
+            folded = unicodedata.normalize("NFKC", text).upper()
+            for run in _SEPARATED_RUN.findall(folded):
+                if len(run) < CODE_LENGTH - 1:  # separators only make it longer
+                    continue
+                if not run.isalnum():  # holds separators: every one of them is no letter
+                    run = run.translate(_DROP_SEPARATORS)
+                    if len(run) < CODE_LENGTH - 1:
+                        continue
+                runs.append(run)
     return runs
+
+
+# The decisions that name nothing of the line: one each, shared by every line they fit.
+_PENDING = Decision(IGNORED, reason="not booked by the bank (pending)")
+_REVERSAL = Decision(EXCEPTION, reason="a reversal by the bank; finance decides")
+_OUTGOING = Decision(IGNORED, reason="outgoing transfer")
+_NO_CODE = Decision(UNMATCHED, reason="no remittance code found")
 
 
 def classify(line: LineFacts, codes: CodeIndex, payers: PayerIndex) -> Decision:
     """Decide what one statement line is: matched, suggested, unmatched, ignored or exception."""
     if not line.booked:
-        return Decision(IGNORED, reason="not booked by the bank (pending)")
+        return _PENDING
     if line.reversal:
-        return Decision(EXCEPTION, reason="a reversal by the bank; finance decides")
+        return _REVERSAL
     if line.direction != IN:
-        return Decision(IGNORED, reason="outgoing transfer")
+        return _OUTGOING
     runs = code_runs(line.memo, line.reference)
     found = codes.exact(runs) if runs else set()
     if line.currency != CNY:
@@ -166,8 +207,7 @@ def classify(line: LineFacts, codes: CodeIndex, payers: PayerIndex) -> Decision:
             reason += f" (remittance code {code} of account {codes.accounts[code]})"
         return Decision(EXCEPTION, reason=reason)
     if len(found) == 1:
-        code = found.pop()
-        return Decision(MATCHED, account_id=codes.accounts[code], reason=f"remittance code {code}")
+        return codes.match(found.pop())
     if found:
         return Decision(UNMATCHED, reason="several remittance codes: " + ", ".join(sorted(found)))
     near = codes.near(runs) if runs else set()
@@ -189,7 +229,7 @@ def classify(line: LineFacts, codes: CodeIndex, payers: PayerIndex) -> Decision:
         return Decision(
             UNMATCHED, reason="one character away from several codes: " + ", ".join(sorted(near))
         )
-    return Decision(UNMATCHED, reason="no remittance code found")
+    return _NO_CODE
 
 
 def classify_each(

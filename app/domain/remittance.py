@@ -46,7 +46,8 @@ def is_valid(code: str) -> bool:
 
 
 # Separators people put inside a code: spaces, hyphens and dashes, underscores.
-_SEPARATORS = str.maketrans("", "", " \t\r\n-_\u2010\u2011\u2012\u2013\u2014\u2212")
+SEPARATORS = " \t\r\n-_\u2010\u2011\u2012\u2013\u2014\u2212"
+_SEPARATORS = str.maketrans("", "", SEPARATORS)
 
 
 def normalize_text(text: str) -> str:

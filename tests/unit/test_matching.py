@@ -1,4 +1,9 @@
 """The reconciliation rules, one test per rule."""
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from app.domain.matching import (
     EXCEPTION,
     IGNORED,
@@ -10,8 +15,9 @@ from app.domain.matching import (
     PayerIndex,
     classify,
     classify_all,
+    code_runs,
 )
-from app.domain.remittance import check_character
+from app.domain.remittance import ALPHABET, SEPARATORS, check_character, normalize_text
 
 
 def code(body: str) -> str:
@@ -156,3 +162,18 @@ def test_deletion_index_holds_every_single_deletion_of_every_code():
 def test_masked_payer_account_identifies_nobody():
     payers = PayerIndex([("1234****9876", "acc_bob")])
     assert decide(line("货款", payer="1234****9876"), payers=payers).status == UNMATCHED
+
+
+
+_RUNS_OF = re.compile(f"[{ALPHABET}]{{8,}}").findall
+_PIECES = st.sampled_from(
+    [*ALPHABET, *ALPHABET.lower(), *SEPARATORS, "0", "I", "货", "Ａ", "ß", "ｋ７", "\ufb01"]
+)
+
+
+@given(st.lists(_PIECES, max_size=40).map("".join) | st.text(), st.text(max_size=12))
+def test_code_runs_are_the_runs_of_the_normalised_text(memo, reference):
+    # code_runs drops separators only inside the runs it finds: the runs must be exactly those
+    # of the whole normalised text.
+    expected = _RUNS_OF(normalize_text(memo)) + _RUNS_OF(normalize_text(reference))
+    assert code_runs(memo, reference) == expected

@@ -6,7 +6,7 @@ lock only keeps the cached balances consistent with the entries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -216,18 +216,63 @@ def credit_topups_bulk(
     txns = LedgerTransaction.__table__
     recorded = existing_values(session, txns, "idempotency_key", keys)
     todo = [credit for credit in credits if credit.key not in recorded]
-    txn_ids = allocate_ids(session, txns, len(todo))
-    copy_rows(
-        session,
-        txns,
-        ("id", "idempotency_key", "account_id", "kind", "reference", "memo", "actor", "created_at"),
-        (
-            (txn_id, c.key, c.account_id, kind, c.reference, c.memo, actor, now)
-            for txn_id, c in zip(txn_ids, todo)
-        ),
-    )
-    entries = _topup_entries(todo, txn_ids, balances, now)
-    copy_rows(session, LedgerEntry.__table__, _ENTRY_COLUMNS, entries)
+    _book_topups(session, todo, len(todo), balances, kind=kind, now=now, actor=actor)
+    return {credit.key for credit in todo}
+
+
+def credit_new_topups_bulk(
+    session: Session,
+    credits: Iterable[TopupCredit],
+    *,
+    count: int,
+    account_ids: Iterable[str],
+    kind: str,
+    now: datetime,
+    actor: str = "",
+) -> None:
+    """Credit ``count`` top-ups whose keys no transaction can hold yet, as ``credit_topups_bulk``.
+
+    For keys made of ids drawn from a sequence in this same transaction: no other transaction
+    can have recorded them, so the probe for recorded keys (server work for every key) is
+    left out. The unique key still refuses a duplicate; the caller's transaction then fails
+    and must roll back whole. ``credits`` is iterated once, in order, while the transaction
+    rows stream: building them overlaps the server's inserting. ``account_ids`` names every
+    account the credits touch (they are locked before anything is written).
+    """
+    if count <= 0:
+        return
+    balances = _lock_balances(session, sorted(set(account_ids)))
+    _book_topups(session, credits, count, balances, kind=kind, now=now, actor=actor)
+
+
+_TXN_COLUMNS = ("id", "idempotency_key", "account_id", "kind", "reference", "memo", "actor", "created_at")
+
+
+def _book_topups(
+    session: Session,
+    credits: Iterable[TopupCredit],
+    count: int,
+    balances: dict[str, dict[str, int]],
+    *,
+    kind: str,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Write ``count`` credits' transactions, entries and the cached balances they move."""
+    txn_ids = allocate_ids(session, LedgerTransaction.__table__, count)
+    remaining = iter(credits)
+    booked: list[TopupCredit] = []
+
+    def txn_rows():
+        # zip stops at the last id without taking another credit: one left over shows below.
+        for txn_id, credit in zip(txn_ids, remaining):
+            booked.append(credit)
+            yield (txn_id, credit.key, credit.account_id, kind, credit.reference, credit.memo, actor, now)
+
+    copy_rows(session, LedgerTransaction.__table__, _TXN_COLUMNS, txn_rows())
+    if len(booked) != count or next(remaining, None) is not None:
+        raise ValueError(f"{count} credits were counted, but not as many were given")
+    copy_rows(session, LedgerEntry.__table__, _ENTRY_COLUMNS, _topup_entries(booked, txn_ids, balances, now))
     update_rows(
         session,
         Account.__table__,
@@ -235,10 +280,9 @@ def credit_topups_bulk(
         ("cash_fen", "arrears_fen", "invoiceable_fen"),
         (
             (a, balances[a]["cash"], balances[a]["arrears"], balances[a]["invoiceable"])
-            for a in sorted({credit.account_id for credit in todo})
+            for a in sorted({credit.account_id for credit in booked})
         ),
     )
-    return {credit.key for credit in todo}
 
 
 _ENTRY_COLUMNS = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -118,12 +118,39 @@ def credit_lines(session: Session, now: datetime, lines: Iterable[MatchedLine]) 
         session, credits, kind=LEDGER_KIND, now=now, actor=RECONCILER
     )
     if len(credited) != len(credits):
-        # The line lock or the import made these lines new; a recorded key means a bug.
+        # The line lock keeps these lines uncredited; a recorded key means a bug.
         log.error(
             "bank credit already recorded for a line being matched",
             extra={"expected": len(credits), "credited": len(credited)},
         )
     return len(credited)
+
+
+def credit_new_lines(session: Session, now: datetime, lines: Sequence[MatchedLine]) -> None:
+    """Credit matched lines inserted in this transaction, as ``credit_lines`` credits them.
+
+    Their ids were just drawn from the lines' sequence, so no ledger transaction can hold
+    their keys yet: the ledger skips the probe for recorded keys. The credits are built while
+    the ledger streams its rows.
+    """
+    ledger.credit_new_topups_bulk(
+        session,
+        (
+            ledger.TopupCredit(
+                account_id=line.account_id,
+                amount_fen=line.amount_fen,
+                key=credit_key(line.id, 1),
+                reference=f"statement_line:{line.id}",
+                memo=line.reason,
+            )
+            for line in lines
+        ),
+        count=len(lines),
+        account_ids={line.account_id for line in lines},
+        kind=LEDGER_KIND,
+        now=now,
+        actor=RECONCILER,
+    )
 
 
 _QUEUE_COLUMNS = (

@@ -242,7 +242,7 @@ def _store_lines(
 
     copy_rows(session, table, _LINE_COLUMNS, rows())
     # In file order, so that arrears are paid off line by line as the money came in.
-    reconcile.credit_lines(
+    reconcile.credit_new_lines(
         session,
         now,
         [

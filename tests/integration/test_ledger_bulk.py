@@ -1,5 +1,7 @@
 """ledger.credit_topups_bulk books exactly what credit_topup would, on SQLite and PostgreSQL."""
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.adapters.db.models import LedgerEntry
 from app.services import ledger
@@ -88,4 +90,58 @@ def test_bulk_credits_book_every_split_like_single_credits(wallet):
     assert balances(wallet, pairs[0][0]) == (10_00, 0, 0)
     assert balances(wallet, pairs[1][0]) == (4_00, 0, 25_00)
     assert balances(wallet, pairs[2][0]) == (1_00, 0, 9_00)
+    assert_ledger_clean(wallet)
+
+
+def test_bulk_credit_of_new_keys_books_like_the_probing_one(wallet):
+    probed_id, new_id = owing(wallet, "probed", 12_00), owing(wallet, "new", 12_00)
+    now = wallet.clock.now()
+    amounts = (5_00, 10_00, 3_00)
+    with wallet.db.transaction() as session:
+        ledger.credit_topups_bulk(
+            session, [ledger.TopupCredit(probed_id, a, f"p{n}") for n, a in enumerate(amounts)],
+            kind="topup_bank", now=now,
+        )
+        ledger.credit_new_topups_bulk(
+            session, (ledger.TopupCredit(new_id, a, f"n{n}") for n, a in enumerate(amounts)),
+            count=len(amounts), account_ids={new_id}, kind="topup_bank", now=now,
+        )
+    assert balances(wallet, new_id) == balances(wallet, probed_id) == (6_00, 0, 12_00)
+    suffixes = [[(bucket, amount, after, key.split("/")[1]) for bucket, amount, after, key in
+                 entries(wallet, account_id)] for account_id in (probed_id, new_id)]
+    assert suffixes[0] == suffixes[1]
+    assert_ledger_clean(wallet)
+
+
+def test_bulk_credit_of_new_keys_that_collide_fails_and_leaves_nothing(wallet):
+    # Not probed for: the unique key refuses it, and the whole transaction rolls back.
+    account_id = owing(wallet, "collide", 2_00)
+    now = wallet.clock.now()
+    with wallet.db.transaction() as session:
+        ledger.credit_topups_bulk(session, [ledger.TopupCredit(account_id, 5_00, "bank:7")],
+                                  kind="topup_bank", now=now)
+    before = balances(wallet, account_id)
+    credits = [ledger.TopupCredit(account_id, 3_00, "bank:8"), ledger.TopupCredit(account_id, 1_00, "bank:7")]
+    with pytest.raises(IntegrityError):
+        with wallet.db.transaction() as session:
+            ledger.credit_new_topups_bulk(session, iter(credits), count=2, account_ids={account_id},
+                                          kind="topup_bank", now=now)
+    assert balances(wallet, account_id) == before == (3_00, 0, 2_00)
+    with wallet.db.sessions() as session:
+        assert not ledger.is_recorded(session, "bank:8")
+    assert_ledger_clean(wallet)
+
+
+def test_bulk_credit_of_new_keys_refuses_a_wrong_count(wallet):
+    account_id = owing(wallet, "count", 0 + 1)
+    now = wallet.clock.now()
+    credits = [ledger.TopupCredit(account_id, 1_00, "c1"), ledger.TopupCredit(account_id, 1_00, "c2")]
+    for count in (1, 3):
+        with pytest.raises(ValueError):
+            with wallet.db.transaction() as session:
+                ledger.credit_new_topups_bulk(session, iter(credits), count=count,
+                                              account_ids={account_id}, kind="topup_bank", now=now)
+    assert balances(wallet, account_id) == (0, 1, 0)
+    with wallet.db.sessions() as session:
+        assert not ledger.is_recorded(session, "c1")
     assert_ledger_clean(wallet)

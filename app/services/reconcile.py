@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -85,8 +85,12 @@ def outcome(decision: Decision, now: datetime) -> tuple:
 
 def load_code_index(session: Session) -> CodeIndex:
     """Load every issued remittance code, once per run."""
-    rows = session.execute(select(Account.remittance_code, Account.id))
-    return CodeIndex(dict(rows.all()))
+    return CodeIndex(issued_codes(session))
+
+
+def issued_codes(session: Session) -> dict[str, str]:
+    """Return every issued remittance code and its account id."""
+    return dict(session.execute(select(Account.remittance_code, Account.id)).all())
 
 
 def load_payer_index(session: Session) -> PayerIndex:
@@ -126,12 +130,19 @@ def credit_lines(session: Session, now: datetime, lines: Iterable[MatchedLine]) 
     return len(credited)
 
 
-def credit_new_lines(session: Session, now: datetime, lines: Sequence[MatchedLine]) -> None:
+def credit_new_lines(
+    session: Session,
+    now: datetime,
+    lines: Iterable[MatchedLine],
+    *,
+    count: int,
+    account_ids: Iterable[str],
+) -> None:
     """Credit matched lines inserted in this transaction, as ``credit_lines`` credits them.
 
     Their ids were just drawn from the lines' sequence, so no ledger transaction can hold
-    their keys yet: the ledger skips the probe for recorded keys. The credits are built while
-    the ledger streams its rows.
+    their keys yet: the ledger skips the probe for recorded keys. ``lines`` (``count`` of
+    them, on ``account_ids``) is iterated once, while the ledger streams its rows.
     """
     ledger.credit_new_topups_bulk(
         session,
@@ -145,8 +156,8 @@ def credit_new_lines(session: Session, now: datetime, lines: Sequence[MatchedLin
             )
             for line in lines
         ),
-        count=len(lines),
-        account_ids={line.account_id for line in lines},
+        count=count,
+        account_ids=account_ids,
         kind=LEDGER_KIND,
         now=now,
         actor=RECONCILER,

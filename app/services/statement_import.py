@@ -14,6 +14,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -26,7 +27,7 @@ from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, insert_
 from ..adapters.db.models import Statement, StatementLine
 from ..adapters.statements import parse_statement
 from ..domain.errors import StatementRejected
-from ..domain.matching import MATCHED, Decision, classify_each
+from ..domain.matching import MATCHED, CodeIndex, Decision, classify_each
 from ..domain.statements import ParsedStatement, line_identities
 from . import reconcile
 from .clock import Clock
@@ -76,24 +77,31 @@ def _import(
     if known is not None:
         return known
     parsed = parse_statement(data, format)
-    keys = [_stored(key, _MAX_KEY) for key in line_identities(parsed.lines)]
-    for attempt in range(1, _ATTEMPTS + 1):
-        now = clock.now()
-        try:
-            with db.transaction() as session:
-                statement_id = _insert_statement(
-                    session, parsed, sha256, data, filename, actor, now
+    # The line identities are client work and the statement row's insert (the file's bytes)
+    # server work: a second thread computes the one while this one waits on the other.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        identities = worker.submit(_line_keys, parsed)
+        for attempt in range(1, _ATTEMPTS + 1):
+            now = clock.now()
+            try:
+                with db.transaction() as session:
+                    statement_id = _insert_statement(
+                        session, parsed, sha256, data, filename, actor, now
+                    )
+                    if statement_id is not None:
+                        counts = _store_lines(
+                            session, worker, statement_id, parsed, identities, now
+                        )
+                break
+            except (IntegrityError, OperationalError) as exc:
+                # An overlapping statement imported at the same moment stored some of these
+                # lines first (the unique identity refused ours), or the two deadlocked: the
+                # whole file rolled back; again, its lines are found stored and skipped.
+                if attempt == _ATTEMPTS or not _is_race(exc):
+                    raise
+                log.info(
+                    "statement import raced another import; retrying", extra={"attempt": attempt}
                 )
-                if statement_id is not None:
-                    counts = _store_lines(session, statement_id, parsed, keys, now)
-            break
-        except (IntegrityError, OperationalError) as exc:
-            # An overlapping statement imported at the same moment stored some of these
-            # lines first (the unique identity refused ours), or the two deadlocked: the
-            # whole file rolled back; again, its lines are found stored and skipped.
-            if attempt == _ATTEMPTS or not _is_race(exc):
-                raise
-            log.info("statement import raced another import; retrying", extra={"attempt": attempt})
     if statement_id is None:
         return _known_statement(db, sha256)  # a concurrent import of these bytes came first
     lines_new = sum(counts.values())
@@ -108,6 +116,10 @@ def _import(
         },
     )
     return ImportResult(statement_id, True, len(parsed.lines), lines_new, counts)
+
+
+def _line_keys(parsed: ParsedStatement) -> list[str]:
+    return [_stored(key, _MAX_KEY) for key in line_identities(parsed.lines)]
 
 
 _pause_lock = threading.Lock()
@@ -201,16 +213,27 @@ _LINE_COLUMNS = (
 
 
 def _store_lines(
-    session: Session, statement_id: int, parsed: ParsedStatement, keys: list[str], now
+    session: Session,
+    worker: Executor,
+    statement_id: int,
+    parsed: ParsedStatement,
+    identities: Future[list[str]],
+    now,
 ) -> dict[str, int]:
-    """Insert the lines not stored before, classified; credit the matched ones."""
+    """Insert the lines not stored before, classified; credit the matched ones.
+
+    ``identities`` are the lines' keys, computed on ``worker``; the code index is built there
+    too, while this thread waits on the server's look-up of stored lines and ids.
+    """
     table = StatementLine.__table__
     bank_account = _stored(parsed.account.strip(), _MAX_ACCOUNT)
+    code_index = worker.submit(CodeIndex, reconcile.issued_codes(session))
+    payers = reconcile.load_payer_index(session)
+    keys = identities.result()
     stored = existing_values(session, table, "identity_key", keys, bank_account=bank_account)
     new = [(line, key) for line, key in zip(parsed.lines, keys) if key not in stored]
-    codes = reconcile.load_code_index(session)
-    payers = reconcile.load_payer_index(session)
     ids = allocate_ids(session, table, len(new))
+    codes = code_index.result()
     decisions: list[Decision] = []
 
     def rows():
@@ -241,15 +264,19 @@ def _store_lines(
             )
 
     copy_rows(session, table, _LINE_COLUMNS, rows())
-    # In file order, so that arrears are paid off line by line as the money came in.
+    matched = [decision for decision in decisions if decision.status == MATCHED]
+    # In file order, so that arrears are paid off line by line as the money came in; built
+    # as the ledger streams them.
     reconcile.credit_new_lines(
         session,
         now,
-        [
+        (
             reconcile.MatchedLine(line_id, decision.account_id, line.amount_fen, decision.reason)
             for line_id, (line, _key), decision in zip(ids, new, decisions)
             if decision.status == MATCHED
-        ],
+        ),
+        count=len(matched),
+        account_ids={decision.account_id for decision in matched},
     )
     session.execute(
         update(Statement.__table__)

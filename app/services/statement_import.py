@@ -222,25 +222,34 @@ def _store_lines(
 ) -> dict[str, int]:
     """Insert the lines not stored before, classified; credit the matched ones.
 
-    ``identities`` are the lines' keys, computed on ``worker``; the code index is built there
-    too, while this thread waits on the server's look-up of stored lines and ids.
+    ``identities`` are the lines' keys, computed on ``worker``; the code index and the lines'
+    times as stored are made there too, while this thread waits on the server's look-up of
+    stored lines and ids.
     """
     table = StatementLine.__table__
     bank_account = _stored(parsed.account.strip(), _MAX_ACCOUNT)
     code_index = worker.submit(CodeIndex, reconcile.issued_codes(session))
+    booked_at = worker.submit(lambda: [_booked_at(line.booked_at) for line in parsed.lines])
     payers = reconcile.load_payer_index(session)
     keys = identities.result()
     stored = existing_values(session, table, "identity_key", keys, bank_account=bank_account)
-    new = [(line, key) for line, key in zip(parsed.lines, keys) if key not in stored]
-    ids = allocate_ids(session, table, len(new))
+    # The keys of one file are distinct, and ``stored`` holds some of them.
+    ids = allocate_ids(session, table, len(keys) - len(stored))
+    new = [
+        (line, key, booked)
+        for line, key, booked in zip(parsed.lines, keys, booked_at.result())
+        if key not in stored
+    ]
+    if len(new) != len(ids):
+        raise ValueError("the lines' identity keys are not distinct")
     codes = code_index.result()
     decisions: list[Decision] = []
 
     def rows():
         # Lines are classified while COPY streams them: the client's matching overlaps the
         # server's inserting.
-        classified = classify_each((line for line, _key in new), codes, payers)
-        for line_id, (line, key), decision in zip(ids, new, classified):
+        classified = classify_each((line for line, _key, _booked in new), codes, payers)
+        for line_id, (line, key, booked), decision in zip(ids, new, classified):
             decisions.append(decision)
             yield (
                 line_id,
@@ -250,7 +259,7 @@ def _store_lines(
                 line.line_no,
                 line.raw,
                 line.transaction_id,
-                _booked_at(line.booked_at),
+                booked,
                 line.amount_fen,
                 line.currency,
                 line.direction,
@@ -272,7 +281,7 @@ def _store_lines(
         now,
         (
             reconcile.MatchedLine(line_id, decision.account_id, line.amount_fen, decision.reason)
-            for line_id, (line, _key), decision in zip(ids, new, decisions)
+            for line_id, (line, _key, _booked), decision in zip(ids, new, decisions)
             if decision.status == MATCHED
         ),
         count=len(matched),

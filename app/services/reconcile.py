@@ -103,21 +103,23 @@ def load_payer_index(session: Session) -> PayerIndex:
     return PayerIndex(rows.all())
 
 
+def _first_credit(line: MatchedLine) -> ledger.TopupCredit:
+    """A matched line's first credit: its amount to its account, under ``bank:<line id>``."""
+    return ledger.TopupCredit(
+        account_id=line.account_id,
+        amount_fen=line.amount_fen,
+        key=credit_key(line.id, 1),
+        reference=f"statement_line:{line.id}",
+        memo=line.reason,
+    )
+
+
 def credit_lines(session: Session, now: datetime, lines: Iterable[MatchedLine]) -> int:
     """Credit matched lines in bulk and return how many were credited.
 
     Each is a line's first credit, under ``bank:<line id>``; arrears first, in the order given.
     """
-    credits = [
-        ledger.TopupCredit(
-            account_id=line.account_id,
-            amount_fen=line.amount_fen,
-            key=credit_key(line.id, 1),
-            reference=f"statement_line:{line.id}",
-            memo=line.reason,
-        )
-        for line in lines
-    ]
+    credits = [_first_credit(line) for line in lines]
     credited = ledger.credit_topups_bulk(
         session, credits, kind=LEDGER_KIND, now=now, actor=RECONCILER
     )
@@ -146,16 +148,7 @@ def credit_new_lines(
     """
     ledger.credit_new_topups_bulk(
         session,
-        (
-            ledger.TopupCredit(
-                account_id=line.account_id,
-                amount_fen=line.amount_fen,
-                key=credit_key(line.id, 1),
-                reference=f"statement_line:{line.id}",
-                memo=line.reason,
-            )
-            for line in lines
-        ),
+        (_first_credit(line) for line in lines),
         count=count,
         account_ids=account_ids,
         kind=LEDGER_KIND,

@@ -120,6 +120,15 @@ def get_topup(db: Database, out_trade_no: str) -> TopupView:
         return _view(order)
 
 
+def _credit_key(out_trade_no: str) -> str:
+    """The ledger idempotency key of an order's credit: one per order, whichever path credits."""
+    return f"alipay:{out_trade_no}"
+
+
+def _credit_memo(trade_no: str | None) -> str:
+    return f"Alipay trade {trade_no}" if trade_no else "Alipay top-up"
+
+
 def _credit_order(
     session: Session, clock: Clock, order: TopupOrder, *, trade_no: str | None, paid_at: datetime | None, via: str
 ) -> bool:
@@ -131,11 +140,11 @@ def _credit_order(
         session,
         account,
         amount_fen=order.amount_fen,
-        key=f"alipay:{order.out_trade_no}",
+        key=_credit_key(order.out_trade_no),
         kind="topup_alipay",
         now=clock.now(),
         reference=order.out_trade_no,
-        memo=f"Alipay trade {trade_no}" if trade_no else "Alipay top-up",
+        memo=_credit_memo(trade_no),
     )
     order.status = "paid"
     order.trade_no = trade_no
@@ -183,10 +192,11 @@ _LOCK_ORDER_AND_ACCOUNT = (
     .where(_orders.c.out_trade_no == bindparam("p_out_trade_no"))
     .with_for_update()
 )
-_NOTIFICATION_COLUMNS = (
-    "received_at", "raw_body", "charset", "notify_id", "out_trade_no", "trade_status",
-    "verified", "outcome", "detail", "needs_review",
+# What was received, then what was done with it.
+_RECEIVED_COLUMNS = (
+    "received_at", "raw_body", "charset", "notify_id", "out_trade_no", "trade_status", "verified",
 )
+_NOTIFICATION_COLUMNS = (*_RECEIVED_COLUMNS, "outcome", "detail", "needs_review")
 # Every value is a named parameter ``p_<column>``: no execute parameter can be taken for a
 # column of the INSERT by accident.
 _INSERT_NOTIFICATION = insert(_notifications).values(
@@ -346,9 +356,7 @@ def _credit_unless_anything_differs():
     )
     record = select(
         *(
-            bindparam(f"p_{name}", type_=_notifications.c[name].type)
-            for name in _NOTIFICATION_COLUMNS
-            if name not in ("outcome", "detail", "needs_review")
+            bindparam(f"p_{name}", type_=_notifications.c[name].type) for name in _RECEIVED_COLUMNS
         ),
         literal("credited", _notifications.c.outcome.type),
         literal("", _notifications.c.detail.type),
@@ -549,24 +557,19 @@ def _credit_if_nothing_differs(
     if decision.outcome is not Outcome.CREDIT:
         return False
     now = clock.now()
-    key = f"alipay:{out_trade_no}"
+    key = _credit_key(out_trade_no)
     trade_no = (params.get("trade_no") or "")[:64] or None
     values = {
-        **{name: notification[name] for name in _QUICK_NOTIFICATION_PARAMS},
+        **{f"p_{name}": notification[f"p_{name}"] for name in _RECEIVED_COLUMNS},
         "p_amount": amount_fen,
         "p_key": key,
-        "p_entry_key": f"{key}/0:cash",
-        "p_memo": f"Alipay trade {trade_no}" if trade_no else "Alipay top-up",
+        "p_entry_key": ledger.entry_key(key, 0, "cash"),
+        "p_memo": _credit_memo(trade_no),
         "p_now": now,
         "p_trade_no": trade_no,
         "p_paid_at": _beijing(params.get("gmt_payment")) or now,
     }
     return _credit_in_one_statement(db, values)
-
-
-_QUICK_NOTIFICATION_PARAMS = (
-    "p_received_at", "p_raw_body", "p_charset", "p_notify_id", "p_out_trade_no", "p_trade_status", "p_verified",
-)
 
 
 def _credit_and_record(
@@ -588,7 +591,7 @@ def _credit_and_record(
     PostgreSQL, ``IntegrityError`` elsewhere): the caller's transaction rolls back and nothing is
     acknowledged.
     """
-    key = f"alipay:{out_trade_no}"
+    key = _credit_key(out_trade_no)
     split = split_topup(locked.amount_fen, locked.arrears_fen)
     balances = {"cash": locked.cash_fen, "arrears": locked.arrears_fen, "invoiceable": locked.invoiceable_fen}
     entries = []
@@ -597,14 +600,14 @@ def _credit_and_record(
         balances[bucket] += amount_fen
         if balances[bucket] < 0:
             raise InsufficientFunds(f"{bucket} would go below zero")
-        entries.append((f"{key}/{index}:{bucket}", bucket, amount_fen, balances[bucket]))
+        entries.append((ledger.entry_key(key, index, bucket), bucket, amount_fen, balances[bucket]))
     values = {
         **notification,
         "p_key": key,
         "p_account_id": locked.account_id,
         "p_kind": "topup_alipay",
         "p_reference": out_trade_no,
-        "p_memo": f"Alipay trade {trade_no}" if trade_no else "Alipay top-up",
+        "p_memo": _credit_memo(trade_no),
         "p_actor": "",
         "p_now": now,
         "p_cash": balances["cash"],

@@ -29,6 +29,7 @@ class Job:
 def _ledger_verify(wallet: Wallet) -> str:
     with wallet.db.sessions() as session:
         differences = ledger.verify(session)
+        broken = ledger.verify_references(session)
     for diff in differences:
         log.error(
             "ledger difference: cached balance does not equal its entries",
@@ -40,8 +41,6 @@ def _ledger_verify(wallet: Wallet) -> str:
                 "ledger_fen": diff.ledger_fen,
             },
         )
-    with wallet.db.sessions() as session:
-        broken = ledger.verify_references(session)
     for reference in broken:
         log.error(
             "ledger reference broken: a row refers to one that does not exist",

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, bindparam, cast, insert, literal, null, or_, select, true, union_all, update
 from sqlalchemy.orm import Session
 
+from ..adapters.alipay.beijing import parse_beijing
 from ..adapters.db import Database
 from ..adapters.db.models import Account, AlipayNotification, LedgerEntry, LedgerTransaction, TopupOrder
 from ..config import Settings
@@ -640,8 +641,6 @@ def _credit_and_record(
 def _beijing(text: str | None) -> datetime | None:
     if not text:
         return None
-    from ..adapters.alipay.beijing import parse_beijing
-
     try:
         return parse_beijing(text)
     except ValueError:

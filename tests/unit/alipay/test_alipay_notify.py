@@ -224,3 +224,125 @@ def test_signed_return_query_verifies_and_a_tampered_one_does_not(alipay_keys):
     assert verify_return(params, alipay_keys.public)
     params["total_amount"] = "1.00"
     assert not verify_return(params, alipay_keys.public)
+
+
+# -- the whole-body decoder agrees with the per-pair one ---------------------------------------
+
+# Pieces a form body is made of, raw bytes included: structure, escapes of every kind (the
+# marker bytes' own escapes too), "+", multi-byte text in both charsets, stray and lone bytes.
+_FORM_PIECES = [
+    b"&", b"=", b"+", b"%", b"%2", b"%25", b"%26", b"%3D", b"%3d", b"%2B", b"%00", b"%01", b"%0A",
+    b"%C7%AE", b"%E9%92%B1", b"%FF", b"%81", b"\x00", b"\x01", b"\x81", b"\xc7\xae", b"\xe9\x92\xb1",
+    b"\x81\x30\x81\x30", b"\xff", b"charset", b"charset=utf-8", b"charset=gbk", b"charset=GB2312",
+    b"charset=latin1", b"%63harset", b"sign", b"sign=", b"sign=abc", b"sign=a%2Bb%3D%3D", b"a", b"b",
+    b"subject", b"2026-11-26 20:00:05", b" ",
+]
+
+
+def _whole_and_by_pair(body: bytes):
+    from app.adapters.alipay.notify import _decode_form_by_pair, _decode_whole_form
+
+    try:
+        reference = _decode_form_by_pair(body, "notify")
+    except NotifyDecodeError:
+        reference = NotifyDecodeError
+    return _decode_whole_form(body), reference
+
+
+def test_whole_body_decoder_agrees_with_the_per_pair_decoder_on_any_body():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    piece = st.sampled_from(_FORM_PIECES) | st.binary(max_size=4)
+    # Mostly what real notifies hold (UTF-8 or GBK text among the escapes), sometimes anything.
+    clean = st.sampled_from(
+        [b"x", b"2026", b"+", b"%20", b"%3A", b"%25", b"%26", b"%3D", b"%2B", b"=", b"%E9%92%B1"]
+    )
+    tidy = st.lists(clean, max_size=6).map(b"".join)
+    text = st.one_of(tidy, tidy, tidy, st.lists(clean | piece, max_size=6).map(b"".join))
+    word = st.text("abcdefgh_", min_size=1, max_size=6).map(str.encode)
+    name = st.one_of(word, word, word, st.sampled_from([b"sign", b"charset", b"%63harset", b""]), text)
+    charset = st.one_of(st.sampled_from([b"utf-8", b"UTF8", b"gbk", b"gb18030", b"gb2312"]), text)
+    # Mostly forms: name=value pairs (a sign and a charset among them most of the time), where
+    # names and values are built from the same pieces; and some bodies of pieces alone.
+    pairs = st.lists(st.tuples(name, text), max_size=8)
+    form = st.tuples(pairs, st.integers(0, 3), charset, st.booleans()).map(
+        lambda f: b"&".join(
+            [k + b"=" + v for k, v in f[0]]
+            + ([b"sign=a%2Bb%3D"] if f[1] else [])
+            + ([b"charset=" + f[2]] if f[3] else [])
+        )
+    )
+    loose = st.lists(piece, max_size=24).map(b"".join)
+
+    @settings(max_examples=1000, deadline=None)
+    @given(st.one_of(form, form, form, loose))
+    def check(body):
+        whole, reference = _whole_and_by_pair(body)
+        # None hands the body to the per-pair decoder; anything else must be its exact answer.
+        assert whole is None or whole == reference
+
+    check()
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "gbk"])
+def test_real_notifies_take_the_whole_body_decoder(alipay_keys, charset):
+    body = encode_form(build_signed_notify(alipay_keys.private, **_fields(charset)), charset)
+    whole, reference = _whole_and_by_pair(body)
+    assert whole is not None and whole == reference
+    assert whole["subject"] == SUBJECT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"a=1%26b%3D2&sign=x%3D&c=d=e",  # escaped structure stays data; a raw "=" in a value
+        b"charset=gb2312&subject=%C7%AE%B0%FC&sign=s",
+        b"a=&=x&sign=s",  # an empty name
+        b"a=1&a=2&sign=s",
+        b"a=%00&sign=s",
+        b"a=\x01&sign=s",
+        b"charset=utf-8&charset=gbk&sign=s",
+        b"subject=%C7%AE&sign=s",  # GBK bytes in a form that declares nothing (UTF-8)
+    ],
+)
+def test_whole_body_decoder_answers_or_defers_on_edge_cases(body):
+    whole, reference = _whole_and_by_pair(body)
+    assert whole is None or whole == reference
+    if reference is not NotifyDecodeError and b"\x00" not in body and b"\x01" not in body and b"%0" not in body:
+        assert whole == reference  # only marker bytes make a well-formed body take the slow path
+
+
+def test_whole_body_decoder_decodes_every_well_formed_form():
+    from urllib.parse import quote_plus
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from app.adapters.alipay.notify import _decode_whole_form
+
+    # Text of both charsets: ASCII (structure characters included) and Chinese; no marker bytes.
+    alphabet = st.sampled_from(list("abcXYZ019 _-:/.,&=%+?#\"'{}[]") + list("钱包充值元支付宝"))
+    names = st.text(alphabet, min_size=1, max_size=8)
+    values = st.text(alphabet, max_size=16)
+
+    @settings(max_examples=800, deadline=None)
+    @given(
+        st.dictionaries(names.filter(lambda k: k not in ("sign", "charset")), values, max_size=10),
+        st.sampled_from(["utf-8", "gbk"]),
+        st.lists(st.booleans(), min_size=12, max_size=12),
+    )
+    def check(params, charset, escape):
+        params = {**params, "sign": "a+b/c==", "charset": charset}
+        codec = "gb18030" if charset == "gbk" else charset
+        parts = []
+        for (name, value), escaped in zip(params.items(), escape):
+            # Some senders leave values unescaped: raw bytes, a raw "=" (but never "&", "%", "+").
+            raw = not escaped and not any(c in value for c in "&%+")
+            encoded = value.encode(codec) if raw else quote_plus(value, encoding=codec).encode("ascii")
+            parts.append(quote_plus(name, encoding=codec).encode("ascii") + b"=" + encoded)
+        body = b"&".join(parts)
+        assert _decode_whole_form(body) == params
+        assert decode_notify_body(body) == params
+
+    check()

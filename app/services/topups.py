@@ -431,22 +431,10 @@ def _credit_in_one_statement(db: Database, values: dict) -> bool:
 
     Autocommit: the one statement is the transaction (atomic, committed durably before the
     server answers), so the notify costs one round trip instead of BEGIN, read, write, COMMIT.
+    It runs on the thread's own autocommit connection, outside the pool.
     """
-    pooled = db.engine.raw_connection()
-    driver = pooled.driver_connection
-    try:
-        driver.autocommit = True
-        try:
-            return _driver_execute(driver, db.engine.dialect, _CREDIT_UNLESS_ANYTHING_DIFFERS, values).fetchone() is not None
-        finally:
-            if not driver.broken:
-                driver.autocommit = False
-    except BaseException:
-        if driver.broken:
-            pooled.invalidate()
-        raise
-    finally:
-        pooled.close()
+    with db.thread_connections.connection() as driver:
+        return _driver_execute(driver, db.engine.dialect, _CREDIT_UNLESS_ANYTHING_DIFFERS, values).fetchone() is not None
 
 
 def handle_alipay_notify(

@@ -10,6 +10,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .dedicated import ThreadConnections
+
 # A pooled connection that sat unused this long is pinged before it is handed out (a server
 # restart or an idle timeout kills quiet connections). One that was in use a moment ago is not:
 # under load a ping before every transaction would be one more round trip on every request.
@@ -40,6 +42,10 @@ class Database:
                 pool_recycle=1800,
             )
             _ping_idle_connections(self.engine)
+        # Single-statement transactions on hot paths (PostgreSQL): see ``dedicated``.
+        self.thread_connections = (
+            None if self.is_sqlite else ThreadConnections(self.engine, ping_after_idle=PING_AFTER_IDLE_SECONDS)
+        )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -53,6 +59,8 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        if self.thread_connections is not None:
+            self.thread_connections.close_all()
         self.engine.dispose()
 
 

@@ -1,0 +1,101 @@
+"""One autocommit driver connection per thread, outside the pool, for single-statement writes.
+
+A statement that is its own transaction (autocommit: atomic, committed durably before the server
+answers) needs no pooled connection around it. Checking one out of SQLAlchemy's pool and back in,
+switching autocommit on and off, cost more client CPU than running the statement (about 0.1 ms
+of 0.25 ms, measured with the notify's credit on PostgreSQL), and the notify runs it on every
+credited payment. Each thread that asks gets its own connection, opened on first use and kept:
+no other thread ever touches it, so there is nothing to lock and nothing to reset.
+
+Like the pool, a connection that sat idle a while is pinged before use, and one that broke is
+dropped so that the thread's next call opens a fresh one. ``close_all`` closes every one of them
+(``Database.dispose``).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy.engine import Engine
+
+
+class ThreadConnections:
+    def __init__(self, engine: Engine, *, ping_after_idle: float):
+        self._engine = engine
+        self._ping_after_idle = ping_after_idle
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[Any] = set()
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """Yield this thread's autocommit driver connection; drop it if it breaks meanwhile."""
+        connection = self._current()
+        try:
+            yield connection
+        except BaseException:
+            if connection.closed or connection.broken:
+                self._drop(connection)
+            raise
+        finally:
+            self._local.idle_since = time.monotonic()
+
+    def close_all(self) -> None:
+        """Close every thread's connection; each thread opens a new one when it next asks."""
+        with self._lock:
+            connections, self._open = self._open, set()
+        for connection in connections:
+            connection.close()
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def _current(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and (connection.closed or connection.broken):
+            self._drop(connection)
+            connection = None
+        if connection is not None and time.monotonic() - self._local.idle_since >= self._ping_after_idle:
+            try:
+                self._engine.dialect.do_ping(connection)
+            except Exception:  # noqa: BLE001 - whatever the driver raises, this one is unusable
+                self._drop(connection)
+                connection = None
+        if connection is None:
+            connection = self._local.connection = self._connect()
+        return connection
+
+    def _connect(self):
+        dialect = self._engine.dialect
+        if dialect.server_version_info is None:
+            # The engine's first connection initializes the dialect (server version and the
+            # features compiled SQL depends on): let the pool make it.
+            with self._engine.connect():
+                pass
+        cargs, cparams = dialect.create_connect_args(self._engine.url)
+        connection = dialect.connect(*cargs, **cparams)
+        try:
+            on_connect = dialect.on_connect()
+            if on_connect is not None:
+                on_connect(connection)
+            connection.autocommit = True
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self._open.add(connection)
+        return connection
+
+    def _drop(self, connection) -> None:
+        if getattr(self._local, "connection", None) is connection:
+            self._local.connection = None
+        with self._lock:
+            self._open.discard(connection)
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - it is being thrown away because it failed
+            pass

@@ -1,0 +1,122 @@
+"""Per-thread autocommit connections (PostgreSQL): one per thread, kept, replaced when broken."""
+import threading
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from app.adapters.db import Database
+from app.adapters.db.dedicated import ThreadConnections
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def db(pg_url):
+    database = Database(pg_url)
+    yield database
+    database.dispose()
+
+
+def backend_pid(connections: ThreadConnections) -> int:
+    with connections.connection() as connection:
+        return connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+
+def terminate(pg_url: str, pid: int) -> None:
+    admin = create_engine(pg_url)
+    with admin.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    admin.dispose()
+
+
+def test_a_thread_keeps_its_connection_and_other_threads_get_their_own(db):
+    connections = db.thread_connections
+    mine = {backend_pid(connections) for _ in range(3)}
+    assert len(mine) == 1
+
+    theirs = []
+    threads = [threading.Thread(target=lambda: theirs.append(backend_pid(connections))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(theirs)) == 3 and not mine & set(theirs)
+    assert connections.open_count == 4
+
+
+def test_connections_are_outside_the_pool_and_commit_each_statement(db):
+    with db.engine.begin() as setup:
+        setup.execute(text("CREATE TABLE thread_conn_probe (n int)"))
+    try:
+        with db.thread_connections.connection() as connection:
+            connection.execute("INSERT INTO thread_conn_probe VALUES (1)")
+        assert db.engine.pool.checkedout() == 0
+        # Committed as soon as the statement returned: another session sees it.
+        with db.engine.connect() as other:
+            assert other.execute(text("SELECT count(*) FROM thread_conn_probe")).scalar() == 1
+    finally:
+        with db.engine.begin() as cleanup:
+            cleanup.execute(text("DROP TABLE thread_conn_probe"))
+
+
+def test_a_failed_statement_keeps_a_healthy_connection(db):
+    connections = db.thread_connections
+    pid = backend_pid(connections)
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        with connections.connection() as connection:
+            connection.execute("SELECT 1 / 0")
+    assert backend_pid(connections) == pid
+
+
+def test_a_connection_killed_while_idle_is_replaced_after_its_ping(pg_url):
+    database = Database(pg_url)
+    connections = ThreadConnections(database.engine, ping_after_idle=0.0)
+    try:
+        pid = backend_pid(connections)
+        terminate(pg_url, pid)
+        # Idle long enough to be pinged: the dead connection is noticed and replaced unseen.
+        new_pid = backend_pid(connections)
+        assert new_pid != pid
+        assert connections.open_count == 1
+    finally:
+        connections.close_all()
+        database.dispose()
+
+
+def test_a_connection_that_breaks_in_use_fails_that_call_and_the_next_call_reconnects(pg_url):
+    database = Database(pg_url)
+    connections = ThreadConnections(database.engine, ping_after_idle=3600.0)
+    try:
+        pid = backend_pid(connections)
+        terminate(pg_url, pid)
+        with pytest.raises(psycopg.OperationalError):
+            backend_pid(connections)
+        assert connections.open_count == 0
+        assert backend_pid(connections) not in (pid, None)
+        assert connections.open_count == 1
+    finally:
+        connections.close_all()
+        database.dispose()
+
+
+def test_close_all_closes_every_thread_connection_and_they_reopen_on_demand(db):
+    connections = db.thread_connections
+    with connections.connection() as connection:
+        pass
+    thread = threading.Thread(target=lambda: backend_pid(connections))
+    thread.start()
+    thread.join()
+    assert connections.open_count == 2
+    connections.close_all()
+    assert connections.open_count == 0 and connection.closed
+    backend_pid(connections)
+    assert connections.open_count == 1
+
+
+def test_sqlite_has_no_thread_connections(sqlite_url):
+    database = Database(sqlite_url)
+    try:
+        assert database.thread_connections is None
+    finally:
+        database.dispose()

@@ -44,6 +44,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, astuple, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -149,14 +150,22 @@ function done(summary, latency, requests)
       '{"first":%d,"issued":%d,"ok":%d,"bad":%d,"exhausted":%d}',
       t:get("slice_first"), t:get("issued"), t:get("ok"), t:get("bad"), t:get("exhausted"))
   end
+  -- The latency distribution as quantiles ("percent:us"), denser towards the tail, so that
+  -- several runs' latencies can be merged (this wrk's Lua API has percentiles, not the raw
+  -- histogram): every 0.5% to 90%, every 0.1% to 99%, every 0.01% to 100%.
+  local quantiles = {}
+  local function add(p) quantiles[#quantiles + 1] = string.format('"%.2f":%d', p, latency:percentile(p)) end
+  for i = 1, 180 do add(i * 0.5) end
+  for i = 1, 90 do add(90 + i * 0.1) end
+  for i = 1, 100 do add(99 + i * 0.01) end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
     '"status":%d,"timeout":%d,"lat_mean_us":%.1f,"lat_p50_us":%d,"lat_p90_us":%d,' ..
-    '"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"threads":[%s]}\n',
+    '"lat_p99_us":%d,"lat_p999_us":%d,"lat_max_us":%d,"threads":[%s],"quantiles_us":{%s}}\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, table.concat(parts, ",")))
+    latency:percentile(99.9), latency.max, table.concat(parts, ","), table.concat(quantiles, ",")))
 end
 """
 
@@ -168,7 +177,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up notifies")
     parser.add_argument("--warmup-orders", type=int, default=6_000, help="orders reserved for the warm-up")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds of each measured run")
+    parser.add_argument("--duration", type=float, default=15.0,
+                        help="seconds of notifies and of bare POSTs measured, each (split over the rounds)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternate notify and bare runs this many times (1: one run of each)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 keeps its CPU low)")
     parser.add_argument("--worker-class", help="override the config file's worker_class")
     parser.add_argument("--workers", type=int, help="override the config file's workers")
@@ -403,6 +415,32 @@ def run_wrk(wrk: str, lua: Path, base: str, path: str, *, bodies: Path, first: i
     return figures
 
 
+def merged_latency(runs: list[dict]) -> dict:
+    """p50/p90/p99 and max (ms) over several runs, from each run's latency quantiles.
+
+    A run's quantile at p% stands for the run's requests between the previous quantile and p%;
+    the merged percentile is read off all runs' quantiles sorted together, so weighted.
+    """
+    weighted = []
+    for run in runs:
+        previous = 0.0
+        for percent, value in sorted((float(p), v) for p, v in run["quantiles_us"].items()):
+            weighted.append((value, run["requests"] * (percent - previous) / 100))
+            previous = percent
+    weighted.sort()
+    total = sum(weight for _, weight in weighted)
+    figures = {"max": max(run["lat_max_us"] for run in runs) / 1000}
+    for p in (50, 90, 99):
+        rank, seen = p / 100 * total, 0.0
+        figures[f"p{p}"] = weighted[-1][0] / 1000 if weighted else 0.0
+        for value, weight in weighted:
+            seen += weight
+            if seen >= rank - 1e-9:
+                figures[f"p{p}"] = value / 1000
+                break
+    return figures
+
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -435,12 +473,36 @@ def backend_pids(engine) -> list[int]:
         )
 
 
+@dataclass
+class CpuUse:
+    """CPU seconds used during some wall seconds: the machine, the server, its backends, wrk."""
+
+    wall: float = 0.0
+    machine: float = 0.0
+    server: float = 0.0
+    postgres: float = 0.0
+    wrk: float = 0.0
+
+    def __add__(self, other: "CpuUse") -> "CpuUse":
+        return CpuUse(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    def cores(self, seconds: float) -> float:
+        return seconds / self.wall if self.wall else 0.0
+
+    def describe(self) -> str:
+        other = max(self.machine - self.server - self.postgres - self.wrk, 0.0)
+        return (f"gunicorn {self.cores(self.server):.2f}, postgres backends {self.cores(self.postgres):.2f}, "
+                f"wrk {self.cores(self.wrk):.2f}, other processes {self.cores(other):.2f} "
+                f"(machine busy {self.cores(self.machine):.2f} of {os.cpu_count()})")
+
+
 class CpuMeter:
     """Who used the CPU during a run: the server, its PostgreSQL backends, wrk, everyone else."""
 
     def __init__(self, server_pids: list[int], engine):
         self.server_pids = server_pids
         self.engine = engine
+        self.use = CpuUse()
 
     def __enter__(self):
         self.pg_pids = backend_pids(self.engine)
@@ -454,16 +516,8 @@ class CpuMeter:
         new = [pid for pid in pg_now if pid not in self.pg_pids]
         end = (time.monotonic(), machine_cpu(), process_cpu(self.server_pids),
                process_cpu(self.pg_pids) + process_cpu(new), _children_cpu())
-        wall = end[0] - self.start[0]
-        self.machine, self.server, self.postgres, self.wrk = (
-            (end[i] - self.start[i]) / wall for i in range(1, 5)
-        )
-        self.other = max(self.machine - self.server - self.postgres - self.wrk, 0.0)
+        self.use = CpuUse(*(end[i] - self.start[i] for i in range(5)))
         return False
-
-    def describe(self) -> str:
-        return (f"gunicorn {self.server:.2f}, postgres backends {self.postgres:.2f}, wrk {self.wrk:.2f}, "
-                f"other processes {self.other:.2f} (machine busy {self.machine:.2f} of {os.cpu_count()})")
 
 
 def _children_cpu() -> float:
@@ -627,32 +681,55 @@ def main() -> int:
               f"socket errors {warm['errors']}", flush=True)
 
         server_pids = [server.pid, *workers]
-        if args.wait_idle:
-            load = wait_for_idle_machine(0.25, args.wait_idle)
-            print(f"other processes' load before the run: {load:.2f} cores", flush=True)
-        with CpuMeter(server_pids, engine) as notify_cpu:
-            main_run = run_wrk(wrk, lua, base, "/alipay/notify", first=args.warmup_orders,
-                               count=args.orders - args.warmup_orders, seconds=args.duration, **common)
-        wait_quiet(engine)
-        rss_after_notify = {pid: rss_mb(pid) for pid in worker_pids(server.pid)}
+        # Notify and bare runs alternate in rounds, so that both see the same host: on a shared
+        # host the speed of a core drifts within a minute, which a notify run followed by a bare
+        # run would book as a difference between the two.
+        seconds = args.duration / args.rounds
+        notify_runs, bare_runs = [], []
+        notify_cpu, echo_cpu = CpuUse(), CpuUse()
+        rss_after_notify: dict[int, float | None] = {}
+        first = args.warmup_orders
+        for _ in range(args.rounds):
+            if args.wait_idle:
+                load = wait_for_idle_machine(0.25, args.wait_idle)
+                print(f"other processes' load before the run: {load:.2f} cores", flush=True)
+            with CpuMeter(server_pids, engine) as meter:
+                run = run_wrk(wrk, lua, base, "/alipay/notify", first=first, count=args.orders - first,
+                              seconds=seconds, **common)
+            notify_runs.append(run)
+            notify_cpu += meter.use
+            # The next round starts after every body this one could have sent: none is sent twice.
+            first = max(t["first"] + t["issued"] for t in run["threads"])
+            wait_quiet(engine)
+            rss_after_notify.update({pid: rss_mb(pid) for pid in worker_pids(server.pid)})
 
-        if args.wait_idle:
-            wait_for_idle_machine(0.25, args.wait_idle)
-        with CpuMeter(server_pids, engine) as echo_cpu:
-            echo = run_wrk(wrk, lua, base, "/bench/echo", first=0, count=args.orders,
-                           seconds=args.duration, cycle=True, **common)
+            if args.wait_idle:
+                wait_for_idle_machine(0.25, args.wait_idle)
+            with CpuMeter(server_pids, engine) as meter:
+                bare_runs.append(run_wrk(wrk, lua, base, "/bench/echo", first=0, count=args.orders,
+                                         seconds=seconds, cycle=True, **common))
+            echo_cpu += meter.use
         rss_after_echo = {pid: rss_mb(pid) for pid in worker_pids(server.pid)}
         engine.dispose()
 
-        checks = verify(url, orders, [warm, main_run])
+        checks = verify(url, orders, [warm, *notify_runs])
         stop(server)
         restarts = sorted(set(rss_after_echo) - set(workers))
 
-        credited_rate = main_run["ok"] / main_run["seconds"]
-        bare_rate = echo["ok"] / echo["seconds"]
+        def total(runs: list[dict], key: str) -> float:
+            return sum(run[key] for run in runs)
+
+        credited_rate = total(notify_runs, "ok") / total(notify_runs, "seconds")
+        bare_rate = total(bare_runs, "ok") / total(bare_runs, "seconds")
         ratio = credited_rate / bare_rate if bare_rate else 0.0
-        p50 = main_run["lat_p50_us"] / 1000
-        p99 = main_run["lat_p99_us"] / 1000
+        round_ratios = [
+            (n["ok"] / n["seconds"]) / (b["ok"] / b["seconds"]) for n, b in zip(notify_runs, bare_runs) if b["ok"]
+        ]
+        latency, bare_latency = merged_latency(notify_runs), merged_latency(bare_runs)
+        p50, p99 = latency["p50"], latency["p99"]
+        non_success = int(total(notify_runs, "bad"))
+        socket_errors = int(total(notify_runs, "errors"))
+        exhausted = warm["exhausted"] or any(run["exhausted"] for run in notify_runs)
         rss = {pid: max(filter(None, (rss_after_notify.get(pid), rss_after_echo.get(pid))), default=0)
                for pid in set(rss_after_notify) | set(rss_after_echo)}
         max_rss = max(rss.values(), default=0.0)
@@ -667,26 +744,29 @@ def main() -> int:
         print(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB; PostgreSQL {pg_version} "
               f"(synchronous_commit={sync_commit}); {wrk_version.strip()}")
         print(f"gunicorn: {settings['worker_class']}, {settings['workers']} workers x {settings['threads']} threads; "
-              f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration:g}s")
-        print(f"notify:  {main_run['ok']} credited in {main_run['seconds']:.2f}s = {credited_rate:,.0f} credited/s; "
-              f"latency p50 {p50:.1f} ms, p90 {main_run['lat_p90_us'] / 1000:.1f} ms, p99 {p99:.1f} ms, "
-              f"max {main_run['lat_max_us'] / 1000:.1f} ms; non-success {main_run['bad']}, "
-              f"socket errors {main_run['errors']}")
+              f"wrk -t{args.wrk_threads} -c{args.connections}; {args.rounds} rounds of {seconds:g} s notify "
+              f"+ {seconds:g} s bare")
+        print(f"notify:  {int(total(notify_runs, 'ok'))} credited in {total(notify_runs, 'seconds'):.2f}s = "
+              f"{credited_rate:,.0f} credited/s; latency p50 {p50:.1f} ms, p90 {latency['p90']:.1f} ms, "
+              f"p99 {p99:.1f} ms, max {latency['max']:.1f} ms; non-success {non_success}, "
+              f"socket errors {socket_errors}")
         print(f"         CPU cores used: {notify_cpu.describe()}")
-        per = lambda cores: cores / credited_rate * 1000 if credited_rate else 0.0  # noqa: E731
+        per = lambda seconds: seconds / total(notify_runs, "ok") * 1000 if credited_rate else 0.0  # noqa: E731
         print(f"         CPU per credited notify: {per(notify_cpu.server + notify_cpu.postgres + notify_cpu.wrk):.2f} ms "
               f"(gunicorn {per(notify_cpu.server):.2f}, postgres {per(notify_cpu.postgres):.2f}, wrk {per(notify_cpu.wrk):.2f})")
-        print(f"bare:    {echo['ok']} form POSTs in {echo['seconds']:.2f}s = {bare_rate:,.0f}/s; "
-              f"latency p50 {echo['lat_p50_us'] / 1000:.1f} ms, p99 {echo['lat_p99_us'] / 1000:.1f} ms")
+        print(f"bare:    {int(total(bare_runs, 'ok'))} form POSTs in {total(bare_runs, 'seconds'):.2f}s = "
+              f"{bare_rate:,.0f}/s; latency p50 {bare_latency['p50']:.1f} ms, p99 {bare_latency['p99']:.1f} ms")
         print(f"         CPU cores used: {echo_cpu.describe()}")
-        print(f"ratio:   credited/bare = {ratio:.2f}")
+        print(f"         CPU per bare POST: {echo_cpu.server / total(bare_runs, 'ok') * 1000:.2f} ms (gunicorn)")
+        print(f"ratio:   credited/bare = {ratio:.2f}" + (
+            f" (rounds: {', '.join(f'{r:.2f}' for r in round_ratios)})" if len(round_ratios) > 1 else ""))
         print("rss:     " + ", ".join(f"worker {pid} {mb:.1f} MB" for pid, mb in sorted(rss.items()))
               + (f" (workers restarted: {restarts})" if restarts else ""))
         print(f"check:   sent {checks['sent']} notifies (warm-up + run), credited orders {checks['credited_orders']}, "
               f"same set {checks['same_orders']}, ledger credits {checks['ledger_credits']}, "
               f"notify outcomes {checks['notify_outcomes']}, ledger differences {checks['ledger_differences']}"
               f" -> {'OK' if checks['ok'] else 'FAILED'}")
-        if main_run["exhausted"] or warm["exhausted"]:
+        if exhausted:
             print("note:    a wrk thread ran out of distinct notifies before the end; raise --orders")
         print()
         results = [
@@ -702,13 +782,12 @@ def main() -> int:
             Path(args.json_out).write_text(json.dumps({
                 "machine": m, "postgres": pg_version, "synchronous_commit": sync_commit, "wrk": wrk_version,
                 "gunicorn": settings, "connections": args.connections, "duration": args.duration,
-                "credited_per_s": credited_rate, "p50_ms": p50, "p90_ms": main_run["lat_p90_us"] / 1000,
-                "p99_ms": p99, "max_ms": main_run["lat_max_us"] / 1000, "bare_per_s": bare_rate,
-                "ratio": ratio, "rss_mb": rss, "checks": checks,
-                "cpu_notify": vars(notify_cpu) | {"engine": None, "start": None},
-                "cpu_bare": vars(echo_cpu) | {"engine": None, "start": None},
+                "rounds": args.rounds, "credited_per_s": credited_rate, "p50_ms": p50, "p90_ms": latency["p90"],
+                "p99_ms": p99, "max_ms": latency["max"], "bare_per_s": bare_rate,
+                "ratio": ratio, "round_ratios": round_ratios, "rss_mb": rss, "checks": checks,
+                "cpu_notify": asdict(notify_cpu), "cpu_bare": asdict(echo_cpu),
             }, indent=2, default=str))
-        return 0 if checks["ok"] and main_run["bad"] == 0 and main_run["errors"] == 0 else 1
+        return 0 if checks["ok"] and non_success == 0 and socket_errors == 0 else 1
     finally:
         if server is not None:
             stop(server)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -383,9 +384,12 @@ class _Locked(NamedTuple):
     invoiceable_fen: int
 
 
-# PostgreSQL: each statement's SQL, its literal parameters and its bind processors, by statement
-# and server version; compiled on first use.
-_DRIVER_SQL: dict[tuple, tuple[str, dict, dict]] = {}
+# PostgreSQL: each statement's SQL with $n placeholders, the parameter name of each placeholder,
+# its literal parameters and its bind processors, by statement and server version; compiled on
+# first use.
+_DRIVER_SQL: dict[tuple, tuple[str, tuple[str, ...], dict, dict, type]] = {}
+# A pyformat placeholder, or a literal percent sign escaped for pyformat.
+_PYFORMAT = re.compile(r"%\(([^)]+)\)s|%%")
 
 
 def _execute(connection: Connection, statement, params: dict):
@@ -403,8 +407,28 @@ def _execute(connection: Connection, statement, params: dict):
     return _driver_execute(connection.connection.driver_connection, connection.dialect, statement, params)
 
 
+def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """Turn SQLAlchemy's pyformat SQL into PostgreSQL's own $n placeholders and their names."""
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PYFORMAT.sub(number, sql), tuple(names)
+
+
 def _driver_execute(driver_connection, dialect, statement, params: dict):
-    """Run a Core statement on a PostgreSQL driver connection from SQL compiled once."""
+    """Run a Core statement on a PostgreSQL driver connection from SQL compiled once.
+
+    The SQL goes to the server as written, with positional parameters (psycopg's raw cursor):
+    psycopg then has no named placeholders to convert and reorder on every execution, which
+    was a fifth of the credit's client CPU.
+    """
     key = (statement, dialect.server_version_info)
     compiled = _DRIVER_SQL.get(key)
     if compiled is None:
@@ -415,14 +439,16 @@ def _driver_execute(driver_connection, dialect, statement, params: dict):
             processor = bind.type.bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
-        compiled = _DRIVER_SQL[key] = (done.string, literals, processors)
-    sql, literals, processors = compiled
+        from psycopg import RawCursor  # the PostgreSQL driver is an optional extra
+
+        compiled = _DRIVER_SQL[key] = (*_positional(done.string), literals, processors, RawCursor)
+    sql, names, literals, processors, raw_cursor = compiled
     values = {**params, **literals}
     for name, processor in processors.items():
         if name in values:
             values[name] = processor(values[name])
-    cursor = driver_connection.cursor()
-    cursor.execute(sql, values)
+    cursor = raw_cursor(driver_connection)
+    cursor.execute(sql, [values[name] for name in names])
     return cursor
 
 

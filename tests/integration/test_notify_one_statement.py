@@ -123,3 +123,21 @@ def test_an_amount_that_differs_writes_nothing_and_is_refused_by_the_general_pat
         [row] = session.execute(select(AlipayNotification)).scalars().all()
         assert row.outcome == "rejected_amount"
         assert session.execute(select(LedgerTransaction)).first() is None
+
+
+def test_statements_go_to_the_server_with_numbered_placeholders():
+    sql, names = topups._positional(
+        "SELECT %(a)s, %(b_1)s WHERE x = %(a)s AND y LIKE 'p%%' AND z = %(weird name)s"
+    )
+    assert sql == "SELECT $1, $2 WHERE x = $1 AND y LIKE 'p%' AND z = $3"
+    assert names == ("a", "b_1", "weird name")
+
+
+def test_the_credit_statement_compiles_to_positional_sql_with_every_parameter_named(wallet):
+    from app.services.topups import _CREDIT_UNLESS_ANYTHING_DIFFERS, _positional
+
+    compiled = _CREDIT_UNLESS_ANYTHING_DIFFERS.compile(dialect=wallet.db.engine.dialect)
+    sql, names = _positional(compiled.string)
+    assert "%(" not in sql and "%%" not in sql
+    assert set(names) == set(compiled.params)
+    assert f"${len(names)}" in sql and f"${len(names) + 1}" not in sql

@@ -28,6 +28,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
         JSON_SORT_KEYS=False,
     )
+    from .web.page_session import CookieSessions
+
+    app.session_interface = CookieSessions()
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.extensions["wallet"] = Wallet(

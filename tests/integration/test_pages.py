@@ -75,6 +75,28 @@ def test_session_cookie_never_holds_the_token(app, token_for, account):
         assert set(session) == {"token_id", "role", "account_id", "csrf"}
 
 
+def test_requests_without_a_cookie_skip_the_session_signer_and_pages_keep_their_sessions(
+    app, token_for, account, monkeypatch
+):
+    from app.web.page_session import CookieSessions
+
+    built = []
+    original = CookieSessions.get_signing_serializer
+    monkeypatch.setattr(
+        CookieSessions, "get_signing_serializer", lambda self, a: built.append(1) or original(self, a)
+    )
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/v1/accounts/x", headers={"Authorization": "Bearer wlt_nope"}).status_code == 401
+    assert not built  # no cookie, nothing to verify or write
+    sign_in(client, token_for("account", account["id"]))
+    assert built  # the login wrote the session cookie
+    page = client.get("/billing/")
+    assert page.status_code == 200  # and the next request read it back
+    with client.session_transaction() as session:
+        assert session["account_id"] == account["id"]
+
+
 def test_account_sees_its_wallet_with_cash_and_remittance_code(account_client, wallet, account):
     with wallet.db.transaction() as session:
         acc = ledger.lock_account(session, account["id"])

@@ -593,6 +593,22 @@ def verify(url: str, orders: list[tuple[str, int]], runs: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- main
 
 
+def core_speed() -> float:
+    """CPU ms one core takes for a fixed pure-Python loop (best of 5): compares hosts and moments.
+
+    On a shared host the same code runs at different speeds on different days; this figure,
+    printed with every run, tells which runs of which days can be compared.
+    """
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
 def machine() -> dict:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -680,6 +696,7 @@ def main() -> int:
         print(f"warm-up: {warm['ok']} credited in {warm['seconds']:.1f}s, non-success {warm['bad']}, "
               f"socket errors {warm['errors']}", flush=True)
 
+        speed_before = core_speed()
         server_pids = [server.pid, *workers]
         # Notify and bare runs alternate in rounds, so that both see the same host: on a shared
         # host the speed of a core drifts within a minute, which a notify run followed by a bare
@@ -710,6 +727,7 @@ def main() -> int:
                                          seconds=seconds, cycle=True, **common))
             echo_cpu += meter.use
         rss_after_echo = {pid: rss_mb(pid) for pid in worker_pids(server.pid)}
+        speed_after = core_speed()
         engine.dispose()
 
         checks = verify(url, orders, [warm, *notify_runs])
@@ -743,6 +761,8 @@ def main() -> int:
         print()
         print(f"machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB; PostgreSQL {pg_version} "
               f"(synchronous_commit={sync_commit}); {wrk_version.strip()}")
+        print(f"core speed: a fixed Python loop of 1M additions took {speed_before:.0f} ms of CPU before the "
+              f"runs, {speed_after:.0f} ms after (lower is faster)")
         print(f"gunicorn: {settings['worker_class']}, {settings['workers']} workers x {settings['threads']} threads; "
               f"wrk -t{args.wrk_threads} -c{args.connections}; {args.rounds} rounds of {seconds:g} s notify "
               f"+ {seconds:g} s bare")
@@ -780,7 +800,7 @@ def main() -> int:
 
         if args.json_out:
             Path(args.json_out).write_text(json.dumps({
-                "machine": m, "postgres": pg_version, "synchronous_commit": sync_commit, "wrk": wrk_version,
+                "machine": m, "core_speed_ms": [speed_before, speed_after], "postgres": pg_version, "synchronous_commit": sync_commit, "wrk": wrk_version,
                 "gunicorn": settings, "connections": args.connections, "duration": args.duration,
                 "rounds": args.rounds, "credited_per_s": credited_rate, "p50_ms": p50, "p90_ms": latency["p90"],
                 "p99_ms": p99, "max_ms": latency["max"], "bare_per_s": bare_rate,

@@ -120,3 +120,15 @@ def test_sqlite_has_no_thread_connections(sqlite_url):
         assert database.thread_connections is None
     finally:
         database.dispose()
+
+
+def test_a_call_interrupted_mid_statement_drops_its_connection(db):
+    connections = db.thread_connections
+    pid = backend_pid(connections)
+    with pytest.raises(KeyboardInterrupt):
+        with connections.connection() as connection:
+            # The statement is on its way when the call is interrupted: its answer is unread.
+            connection.pgconn.send_query(b"SELECT pg_sleep(0.05)")
+            raise KeyboardInterrupt
+    assert connections.open_count == 0
+    assert backend_pid(connections) != pid

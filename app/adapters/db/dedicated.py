@@ -36,7 +36,9 @@ class ThreadConnections:
         try:
             yield connection
         except BaseException:
-            if connection.closed or connection.broken:
+            # A statement the server refused leaves the connection idle and fit for the next
+            # one; anything else (a broken link, or a call interrupted mid-statement) does not.
+            if connection.closed or connection.broken or connection.info.transaction_status.name != "IDLE":
                 self._drop(connection)
             raise
         finally:

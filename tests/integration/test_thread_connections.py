@@ -69,35 +69,38 @@ def test_a_failed_statement_keeps_a_healthy_connection(db):
     assert backend_pid(connections) == pid
 
 
-def test_a_connection_killed_while_idle_is_replaced_after_its_ping(pg_url):
-    database = Database(pg_url)
-    connections = ThreadConnections(database.engine, ping_after_idle=0.0)
-    try:
-        pid = backend_pid(connections)
-        terminate(pg_url, pid)
-        # Idle long enough to be pinged: the dead connection is noticed and replaced unseen.
-        new_pid = backend_pid(connections)
-        assert new_pid != pid
-        assert connections.open_count == 1
-    finally:
+@pytest.fixture
+def pinging_after(db):
+    """Thread connections on ``db``'s engine that ping after the given idle seconds."""
+    made = []
+
+    def make(seconds: float) -> ThreadConnections:
+        made.append(ThreadConnections(db.engine, ping_after_idle=seconds))
+        return made[-1]
+
+    yield make
+    for connections in made:
         connections.close_all()
-        database.dispose()
 
 
-def test_a_connection_that_breaks_in_use_fails_that_call_and_the_next_call_reconnects(pg_url):
-    database = Database(pg_url)
-    connections = ThreadConnections(database.engine, ping_after_idle=3600.0)
-    try:
-        pid = backend_pid(connections)
-        terminate(pg_url, pid)
-        with pytest.raises(psycopg.OperationalError):
-            backend_pid(connections)
-        assert connections.open_count == 0
-        assert backend_pid(connections) not in (pid, None)
-        assert connections.open_count == 1
-    finally:
-        connections.close_all()
-        database.dispose()
+def test_a_connection_killed_while_idle_is_replaced_after_its_ping(pg_url, pinging_after):
+    connections = pinging_after(0.0)
+    pid = backend_pid(connections)
+    terminate(pg_url, pid)
+    # Idle long enough to be pinged: the dead connection is noticed and replaced unseen.
+    assert backend_pid(connections) != pid
+    assert connections.open_count == 1
+
+
+def test_a_connection_that_breaks_in_use_fails_that_call_and_the_next_call_reconnects(pg_url, pinging_after):
+    connections = pinging_after(3600.0)
+    pid = backend_pid(connections)
+    terminate(pg_url, pid)
+    with pytest.raises(psycopg.OperationalError):
+        backend_pid(connections)
+    assert connections.open_count == 0
+    assert backend_pid(connections) not in (pid, None)
+    assert connections.open_count == 1
 
 
 def test_close_all_closes_every_thread_connection_and_they_reopen_on_demand(db):

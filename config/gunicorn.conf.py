@@ -6,11 +6,10 @@
 # Alipay notify (docs/benchmarks.md, "Notify"), which waits on one round trip per request: 2
 # workers x 4 or 5 threads gave the most credited notifies per second for the least CPU; 3
 # threads left CPU idle; 6 or 8 threads, or 3 or 4 processes, cost more CPU per request in
-# thread and process switching. Each worker pools 10
-# PostgreSQL connections (app/adapters/db; up to 20 more open briefly in bursts), and each of its
-# threads that credits a notify keeps one more of its own: keep threads at 10 or fewer, or the
-# extra threads open and close pooled connections all the time, and keep
-# workers x (30 + threads) below the server's max_connections.
+# thread and process switching. Each worker pools 10 PostgreSQL connections (app/adapters/db;
+# up to 20 more open briefly in bursts), and each of its threads that credits a notify keeps one
+# more of its own: keep threads at 10 or fewer, or the extra threads open and close pooled
+# connections all the time, and keep workers x (30 + threads) below the server's max_connections.
 #
 # reuse_port: each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new
 # connections over them. With one shared socket, whichever worker wakes first accepts most of a

@@ -299,6 +299,39 @@ def write_notifies(path: Path, private_pem: str, orders: list[tuple[str, int]]) 
                     out.write(body + b"\n")
 
 
+def write_keys(keys: Path) -> str:
+    """Write a fresh "Alipay" public key and app private key into ``keys``; return Alipay's
+    private key, which signs the notifies."""
+    keys.mkdir(mode=0o700)
+    alipay_private, alipay_public = generate_keypair()
+    app_private, _app_public = generate_keypair()
+    (keys / "alipay_public.pem").write_text(alipay_public)
+    (keys / "app_private.pem").write_text(app_private)
+    (keys / "app_private.pem").chmod(0o600)
+    return alipay_private
+
+
+def app_environment(url: str, work: Path) -> dict[str, str]:
+    """The service's settings for a benchmark: every variable set, the keys ``write_keys`` wrote
+    into ``work / "keys"``, an https gateway that this path never calls, one log line per notify
+    as in production."""
+    keys = work / "keys"
+    return {
+        "APP_ENV": "benchmark",
+        "DATABASE_URL": url,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "PUBLIC_BASE_URL": "https://wallet.bench.invalid",
+        "INSTANCE_PATH": str(work / "instance"),
+        "STATEMENT_INBOX": str(work / "inbox"),
+        "ALIPAY_APP_ID": APP_ID,
+        "ALIPAY_SELLER_ID": SELLER_ID,
+        "ALIPAY_GATEWAY_URL": "https://openapi.alipay.invalid/gateway.do",
+        "ALIPAY_PUBLIC_KEY": str(keys / "alipay_public.pem"),
+        "ALIPAY_APP_PRIVATE_KEY": str(keys / "app_private.pem"),
+        "LOG_LEVEL": "INFO",
+    }
+
+
 # ----------------------------------------------------------------------------- server
 
 
@@ -644,13 +677,7 @@ def main() -> int:
         orders = seed(url, args.accounts, args.orders)
         t_seed = time.monotonic() - t0
 
-        keys = work / "keys"
-        keys.mkdir(mode=0o700)
-        alipay_private, alipay_public = generate_keypair()
-        app_private, _app_public = generate_keypair()
-        (keys / "alipay_public.pem").write_text(alipay_public)
-        (keys / "app_private.pem").write_text(app_private)
-        (keys / "app_private.pem").chmod(0o600)
+        alipay_private = write_keys(work / "keys")
         bodies = work / "notifies.txt"
         t1 = time.monotonic()
         write_notifies(bodies, alipay_private, orders)
@@ -658,23 +685,7 @@ def main() -> int:
         print(f"prepared: database {db_name}, {args.accounts} accounts, {len(orders)} orders "
               f"({t_seed:.1f}s), {len(orders)} signed notifies ({t_sign:.1f}s)", flush=True)
 
-        env = dict(os.environ)
-        env.update(
-            {
-                "APP_ENV": "benchmark",
-                "DATABASE_URL": url,
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "PUBLIC_BASE_URL": "https://wallet.bench.invalid",
-                "INSTANCE_PATH": str(work / "instance"),
-                "STATEMENT_INBOX": str(work / "inbox"),
-                "ALIPAY_APP_ID": APP_ID,
-                "ALIPAY_SELLER_ID": SELLER_ID,
-                "ALIPAY_GATEWAY_URL": "https://openapi.alipay.invalid/gateway.do",
-                "ALIPAY_PUBLIC_KEY": str(keys / "alipay_public.pem"),
-                "ALIPAY_APP_PRIVATE_KEY": str(keys / "app_private.pem"),
-                "LOG_LEVEL": "INFO",
-            }
-        )
+        env = {**os.environ, **app_environment(url, work)}
         settings = gunicorn_settings(args, env)
         port = args.port or free_port()
         base = f"http://127.0.0.1:{port}"

@@ -37,18 +37,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 def prepare(work: Path, server_url: str, orders: int) -> None:
     import bench_notify as bench
 
-    from app.adapters.alipay.keys import generate_keypair
     from app.adapters.db.migrate import upgrade
     from app.adapters.db.scratch import create_database
 
     name, url = create_database(server_url, "count_notify")
     upgrade(url)
     seeded = bench.seed(url, 1_000, orders)
-    alipay_private, alipay_public = generate_keypair()
-    app_private, _ = generate_keypair()
-    (work / "alipay_public.pem").write_text(alipay_public)
-    (work / "app_private.pem").write_text(app_private)
-    bench._init_signer(alipay_private)
+    bench._init_signer(bench.write_keys(work / "keys"))
     bodies = bench._sign_chunk([(i, number, amount) for i, (number, amount) in enumerate(seeded)])
     (work / "prepared.pickle").write_bytes(pickle.dumps({"url": url, "database": name, "bodies": bodies}))
 
@@ -58,22 +53,7 @@ def serve(work: Path, path: str, start: int, count: int) -> None:
     import bench_notify as bench
 
     prepared = pickle.loads((work / "prepared.pickle").read_bytes())
-    os.environ.update(
-        {
-            "APP_ENV": "benchmark",
-            "DATABASE_URL": prepared["url"],
-            "SECRET_KEY": "count-" + "x" * 58,
-            "PUBLIC_BASE_URL": "https://wallet.bench.invalid",
-            "INSTANCE_PATH": str(work / "instance"),
-            "STATEMENT_INBOX": str(work / "inbox"),
-            "ALIPAY_APP_ID": bench.APP_ID,
-            "ALIPAY_SELLER_ID": bench.SELLER_ID,
-            "ALIPAY_GATEWAY_URL": "https://openapi.alipay.invalid/gateway.do",
-            "ALIPAY_PUBLIC_KEY": str(work / "alipay_public.pem"),
-            "ALIPAY_APP_PRIVATE_KEY": str(work / "app_private.pem"),
-            "LOG_LEVEL": "INFO",  # one line per notify, as in production (to /dev/null here)
-        }
-    )
+    os.environ.update(bench.app_environment(prepared["url"], work))  # one line per notify, to /dev/null here
     import logging
 
     from werkzeug.test import EnvironBuilder

@@ -172,11 +172,11 @@ end
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=45_000, help="pending orders (= signed notifies)")
+    parser.add_argument("--orders", type=int, default=80_000, help="pending orders (= signed notifies)")
     parser.add_argument("--accounts", type=int, default=1_000, help="accounts the orders spread over")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up notifies")
-    parser.add_argument("--warmup-orders", type=int, default=6_000, help="orders reserved for the warm-up")
+    parser.add_argument("--warmup-orders", type=int, default=10_000, help="orders reserved for the warm-up")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds of notifies and of bare POSTs measured, each (split over the rounds)")
     parser.add_argument("--rounds", type=int, default=5,
@@ -758,7 +758,8 @@ def main() -> int:
         p50, p99 = latency["p50"], latency["p99"]
         non_success = int(total(notify_runs, "bad"))
         socket_errors = int(total(notify_runs, "errors"))
-        exhausted = warm["exhausted"] or any(run["exhausted"] for run in notify_runs)
+        warm_exhausted = warm["exhausted"]
+        exhausted = any(run["exhausted"] for run in notify_runs)
         rss = {pid: max(filter(None, (rss_after_notify.get(pid), rss_after_echo.get(pid))), default=0)
                for pid in set(rss_after_notify) | set(rss_after_echo)}
         max_rss = max(rss.values(), default=0.0)
@@ -797,8 +798,12 @@ def main() -> int:
               f"same set {checks['same_orders']}, ledger credits {checks['ledger_credits']}, "
               f"notify outcomes {checks['notify_outcomes']}, ledger differences {checks['ledger_differences']}"
               f" -> {'OK' if checks['ok'] else 'FAILED'}")
+        if warm_exhausted:
+            print(f"note:    the warm-up used all of its {args.warmup_orders} orders in "
+                  f"{warm['seconds']:.1f} s; raise --warmup-orders")
         if exhausted:
-            print("note:    a wrk thread ran out of distinct notifies before the end; raise --orders")
+            print("note:    a measured run ran out of distinct notifies before its end, so it was shorter; "
+                  "raise --orders")
         print()
         results = [
             ("credited notifies/s", credited_rate >= TARGETS["credited_per_s"], f"{credited_rate:,.0f} (target >= 1,000)"),

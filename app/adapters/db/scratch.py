@@ -5,7 +5,7 @@ import os
 import re
 import secrets
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 _NAME = re.compile(r"[a-z0-9_]+")
 
@@ -27,7 +27,12 @@ def create_database(server_url: str, prefix: str) -> tuple[str, str]:
             connection.execute(text(f"CREATE DATABASE {quoted}"))
     finally:
         admin.dispose()
-    return name, server_url.rsplit("/", 1)[0] + "/" + name
+    return name, database_url(server_url, name)
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The server's URL naming another database; the query (a socket directory, say) is kept."""
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(server_url: str, name: str) -> None:

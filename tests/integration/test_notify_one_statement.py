@@ -3,8 +3,12 @@
 It must write exactly what the general path writes, and step aside whenever anything differs
 from the common case, leaving the decision to the general path.
 """
+from datetime import datetime, timezone
+
 import pytest
 from sqlalchemy import select
+
+from app.adapters.alipay.sandbox.notify_builder import encode_form
 
 from app.adapters.db.models import Account, AlipayNotification, LedgerEntry, LedgerTransaction, TopupOrder
 from app.services import ledger, topups
@@ -141,3 +145,33 @@ def test_the_credit_statement_compiles_to_positional_sql_with_every_parameter_na
     assert "%(" not in sql and "%%" not in sql
     assert set(names) == set(compiled.params)
     assert f"${len(names)}" in sql and f"${len(names) + 1}" not in sql
+
+
+def test_the_raw_body_and_the_payment_time_are_stored_exactly(
+    client, wallet, account, account_token, sandbox, alipay_http, one_statement
+):
+    order = create_topup(client, account, account_token)
+    body = encode_form(paid_notify(wallet, sandbox, order, gmt_payment="2026-11-26 12:04:59"), "utf-8")
+    response = client.post("/alipay/notify", data=body,
+                           content_type="application/x-www-form-urlencoded; charset=utf-8")
+    assert response.get_data() == b"success" and one_statement == [True]
+    with wallet.db.sessions() as session:
+        row = session.execute(select(AlipayNotification)).scalar_one()
+        paid_at = session.get(TopupOrder, order["out_trade_no"]).paid_at
+    assert bytes(row.raw_body) == body
+    # Alipay's times are Beijing time (UTC+8): the same instant, whatever zone it travelled in.
+    assert paid_at == datetime(2026, 11, 26, 4, 4, 59, tzinfo=timezone.utc)
+
+
+def test_a_naive_datetime_is_refused_before_anything_reaches_the_server(wallet):
+    values = {
+        "p_received_at": datetime(2026, 11, 26, 12, 0),  # no zone
+        "p_raw_body": b"x", "p_charset": "utf-8", "p_notify_id": "n", "p_out_trade_no": "T-none",
+        "p_trade_status": "TRADE_SUCCESS", "p_verified": True, "p_amount": 1, "p_key": "k",
+        "p_entry_key": "k/0:cash", "p_memo": "", "p_now": datetime.now(timezone.utc),
+        "p_trade_no": None, "p_paid_at": datetime.now(timezone.utc),
+    }
+    with pytest.raises(ValueError, match="naive"):
+        topups._credit_in_one_statement(wallet.db, values)
+    with wallet.db.sessions() as session:
+        assert session.execute(select(AlipayNotification)).first() is None

@@ -471,10 +471,11 @@ def _driver_bind_processor(type_, dialect):
     """The bind processor a parameter needs when it goes to psycopg as it is.
 
     psycopg sends ``bytes`` as bytea and an aware ``datetime`` as timestamptz by itself.
-    SQLAlchemy's processors for them wrap the bytes in the DB-API's ``Binary`` (which psycopg
-    then sends hex-escaped as text) and convert every timestamp to UTC first. Together they cost
-    a fifth of the credit's client instructions. Only ``UTCDateTime``'s guard stays: a naive
-    datetime is refused as ``Connection.execute`` refuses it.
+    SQLAlchemy's processors for them wrap the bytes in the DB-API's ``Binary`` and convert every
+    timestamp to UTC first, which psycopg does not need: they were a sixth of the credit
+    statement's client instructions (227k -> 189k per execution, counted with callgrind). Only
+    ``UTCDateTime``'s guard stays: a naive datetime is refused as ``Connection.execute`` refuses
+    it.
     """
     if isinstance(type_, UTCDateTime):
         return _refuse_naive

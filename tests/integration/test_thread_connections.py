@@ -135,3 +135,56 @@ def test_a_call_interrupted_mid_statement_drops_its_connection(db):
             raise KeyboardInterrupt
     assert connections.open_count == 0
     assert backend_pid(connections) != pid
+
+
+def test_a_thread_keeps_one_cursor_on_its_connection(db):
+    made = []
+
+    def factory(connection):
+        made.append(connection)
+        return psycopg.RawCursor(connection)
+
+    connections = db.thread_connections
+    with connections.cursor(factory) as first:
+        first.execute("SELECT $1::int", [1])
+        assert first.fetchone() == (1,)
+    with connections.cursor(factory) as second:
+        second.execute("SELECT $1::int", [2])
+        assert second.fetchone() == (2,)
+    assert second is first and len(made) == 1
+    with connections.connection() as connection:
+        assert first.connection is connection
+
+    other = []
+
+    def in_another_thread():
+        with connections.cursor(factory) as cursor:
+            other.append(cursor)
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join()
+    assert other[0] is not first and len(made) == 2
+
+
+def test_a_replaced_connection_gets_a_new_cursor(pg_url, pinging_after):
+    connections = pinging_after(0.0)
+    with connections.cursor(psycopg.RawCursor) as first:
+        first.execute("SELECT pg_backend_pid()")
+        pid = first.fetchone()[0]
+    terminate(pg_url, pid)
+    with connections.cursor(psycopg.RawCursor) as second:
+        second.execute("SELECT pg_backend_pid()")
+        assert second.fetchone()[0] != pid
+    assert second is not first and first.connection.closed
+
+
+def test_a_refused_statement_keeps_the_cursor_usable(db):
+    connections = db.thread_connections
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        with connections.cursor(psycopg.RawCursor) as cursor:
+            cursor.execute("SELECT 1 / 0")
+    with connections.cursor(psycopg.RawCursor) as again:
+        again.execute("SELECT $1::int", [3])
+        assert again.fetchone() == (3,)
+    assert again is cursor

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
@@ -43,6 +43,19 @@ class ThreadConnections:
             raise
         finally:
             self._local.idle_since = time.monotonic()
+
+    @contextmanager
+    def cursor(self, factory: Callable[[Any], Any]) -> Iterator[Any]:
+        """Yield this thread's cursor, made once by ``factory(connection)`` on its connection.
+
+        A statement run again and again needs no new cursor each time (psycopg builds its
+        adapters for every new one). A replaced connection gets a new cursor.
+        """
+        with self.connection() as connection:
+            local = self._local
+            if getattr(local, "cursor_connection", None) is not connection:
+                local.cursor, local.cursor_connection = factory(connection), connection
+            yield local.cursor
 
     def close_all(self) -> None:
         """Close every thread's connection; each thread opens a new one when it next asks."""
@@ -95,6 +108,8 @@ class ThreadConnections:
     def _drop(self, connection) -> None:
         if getattr(self._local, "connection", None) is connection:
             self._local.connection = None
+        if getattr(self._local, "cursor_connection", None) is connection:
+            self._local.cursor = self._local.cursor_connection = None
         with self._lock:
             self._open.discard(connection)
         try:

@@ -95,3 +95,18 @@ def test_sdk_request_signature_equals_ours_over_the_alipay_request_rule(app_keys
     sent = dict(parse_qsl(sdk.sign_data(data), keep_blank_values=True))
     assert sent["sign"] == sign(app_keys.private, request_sign_content(sent))
     assert verify(app_keys.public, request_sign_content(sent), sent["sign"])
+
+
+def test_notify_content_is_the_sorted_pairs_for_any_parameters():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    names = st.one_of(st.sampled_from(["sign", "sign_type", "a", "a1", "a_b", "A", "body"]), st.text(max_size=8))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.dictionaries(names, st.text(max_size=12), max_size=12))
+    def check(params):
+        pairs = sorted((k, v) for k, v in params.items() if k not in ("sign", "sign_type"))
+        assert notify_sign_content(params) == "&".join(f"{k}={v}" for k, v in pairs)
+
+    check()

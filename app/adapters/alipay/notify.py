@@ -93,7 +93,7 @@ def _decode_whole_form(raw: bytes) -> dict[str, str] | None:
     """
     if _BAD_PERCENT.search(raw) or any(marker in raw for marker in _MARKERS):
         return None
-    plain = unquote_to_bytes(raw.replace(b"+", b" ").translate(_STRUCTURE))
+    plain = _percent_decoded(raw.replace(b"+", b" ").translate(_STRUCTURE))
     declared = [part for part in plain.split(b"\x00") if part.startswith(b"charset\x01")]
     codec = "utf-8"
     if declared:
@@ -117,6 +117,17 @@ def _decode_whole_form(raw: bytes) -> dict[str, str] | None:
         # A raw "=" inside a value (the first one of a pair separated its name).
         params = {key: value.replace("\x01", "=") for key, value in params.items()}
     return params
+
+
+def _percent_decoded(data: bytes) -> bytes:
+    """``unquote_to_bytes`` for data whose every "%" starts a valid escape, in C.
+
+    Each "%XX" becomes the escape "\\xXX" of the ``unicode_escape`` codec, after doubling the
+    backslashes already there; the codec reads other bytes as Latin-1, so encoding its text back
+    to Latin-1 gives the bytes. ``unquote_to_bytes`` loops over the escapes in Python: a third of
+    decoding a real notify.
+    """
+    return data.replace(b"\\", b"\\\\").replace(b"%", b"\\x").decode("unicode_escape").encode("latin-1")
 
 
 def _decode_form_by_pair(raw: bytes, what: str) -> dict[str, str]:

@@ -346,3 +346,24 @@ def test_whole_body_decoder_decodes_every_well_formed_form():
         assert decode_notify_body(body) == params
 
     check()
+
+
+def test_percent_decoding_equals_the_standard_librarys_wherever_every_escape_is_valid():
+    from urllib.parse import unquote_to_bytes
+
+    from hypothesis import assume, given, settings
+    from hypothesis import strategies as st
+
+    from app.adapters.alipay.notify import _BAD_PERCENT, _percent_decoded
+
+    # Backslashes and the codec's own escape letters among escapes and arbitrary bytes.
+    piece = st.sampled_from([b"\\", b"\\x", b"\\n", b"\\\\", b"x41", b"%5C", b"%5c", b"%41", b"%00", b"%ff", b"%"]) \
+        | st.binary(max_size=3)
+
+    @settings(max_examples=1000, deadline=None)
+    @given(st.lists(piece, max_size=12).map(b"".join))
+    def check(data):
+        assume(not _BAD_PERCENT.search(data))
+        assert _percent_decoded(data) == unquote_to_bytes(data)
+
+    check()

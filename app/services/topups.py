@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ..adapters.alipay.beijing import parse_beijing
 from ..adapters.db import Database
 from ..adapters.db.models import Account, AlipayNotification, LedgerEntry, LedgerTransaction, TopupOrder
-from ..adapters.db.types import UTCDateTime
+from ..adapters.db.types import UTCDateTime, require_aware
 from ..config import Settings
 from ..domain.errors import GatewayError, GatewayRejected, InsufficientFunds, InvalidInput, InvalidMoney, NotFound
 from ..domain.ids import new_out_trade_no
@@ -401,7 +401,7 @@ class _Locked(NamedTuple):
 # PostgreSQL: each statement's SQL with $n placeholders, the parameter name of each placeholder,
 # its literal parameters and the bind processors it needs, by statement and server version; compiled on
 # first use.
-_DRIVER_SQL: dict[tuple, tuple[str, tuple[str, ...], dict, dict, type]] = {}
+_DRIVER_SQL: dict[tuple, tuple[str, tuple[str, ...], dict, dict]] = {}
 # A pyformat placeholder, or a literal percent sign escaped for pyformat.
 _PYFORMAT = re.compile(r"%\(([^)]+)\)s|%%")
 
@@ -419,7 +419,8 @@ def _execute(connection: Connection, statement, params: dict):
     """
     if connection.dialect.name != "postgresql":
         return connection.execute(statement, params)
-    return _driver_execute(connection.connection.driver_connection, connection.dialect, statement, params)
+    cursor = _raw_cursor(connection.connection.driver_connection)
+    return _driver_execute(cursor, connection.dialect, statement, params)
 
 
 def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -437,13 +438,12 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _PYFORMAT.sub(number, sql), tuple(names)
 
 
-def _driver_execute(driver_connection, dialect, statement, params: dict, *, cursor=None):
-    """Run a Core statement on a PostgreSQL driver connection from SQL compiled once.
+def _driver_execute(cursor, dialect, statement, params: dict):
+    """Run a Core statement on a PostgreSQL raw cursor from SQL compiled once; return the cursor.
 
     The SQL goes to the server as written, with positional parameters (psycopg's raw cursor):
     psycopg then has no named placeholders to convert and reorder on every execution, which
-    was a fifth of the credit's client CPU. ``cursor``, a raw cursor of that connection, is
-    used instead of a new one.
+    was a fifth of the credit's client CPU.
     """
     key = (statement, dialect.server_version_info)
     compiled = _DRIVER_SQL.get(key)
@@ -455,16 +455,12 @@ def _driver_execute(driver_connection, dialect, statement, params: dict, *, curs
             processor = _driver_bind_processor(bind.type, dialect)
             if processor is not None:
                 processors[name] = processor
-        from psycopg import RawCursor  # the PostgreSQL driver is an optional extra
-
-        compiled = _DRIVER_SQL[key] = (*_positional(done.string), literals, processors, RawCursor)
-    sql, names, literals, processors, raw_cursor = compiled
+        compiled = _DRIVER_SQL[key] = (*_positional(done.string), literals, processors)
+    sql, names, literals, processors = compiled
     values = {**params, **literals}
     for name, processor in processors.items():
         if name in values:
             values[name] = processor(values[name])
-    if cursor is None:
-        cursor = raw_cursor(driver_connection)
     cursor.execute(sql, [values[name] for name in names])
     return cursor
 
@@ -480,16 +476,10 @@ def _driver_bind_processor(type_, dialect):
     it.
     """
     if isinstance(type_, UTCDateTime):
-        return _refuse_naive
+        return require_aware
     if isinstance(type_, LargeBinary):
         return None
     return type_.bind_processor(dialect)
-
-
-def _refuse_naive(value):
-    if value is not None and value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use an aware datetime")
-    return value
 
 
 def _credit_in_one_statement(db: Database, values: dict) -> bool:
@@ -500,9 +490,8 @@ def _credit_in_one_statement(db: Database, values: dict) -> bool:
     It runs on the thread's own autocommit connection, outside the pool, through its kept cursor.
     """
     with db.thread_connections.cursor(_raw_cursor) as cursor:
-        return _driver_execute(
-            cursor.connection, db.engine.dialect, _CREDIT_UNLESS_ANYTHING_DIFFERS, values, cursor=cursor
-        ).fetchone() is not None
+        credited = _driver_execute(cursor, db.engine.dialect, _CREDIT_UNLESS_ANYTHING_DIFFERS, values).fetchone()
+    return credited is not None
 
 
 def _raw_cursor(driver_connection):

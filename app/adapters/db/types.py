@@ -18,10 +18,9 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        require_aware(value)
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; use an aware datetime")
         value = value.astimezone(timezone.utc)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
@@ -35,3 +34,10 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+def require_aware(value: datetime | None) -> datetime | None:
+    """Return ``value`` if it is None or aware; refuse a naive datetime, which names no instant."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; use an aware datetime")
+    return value

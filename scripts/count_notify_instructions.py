@@ -105,9 +105,11 @@ def main() -> int:
         print("valgrind is not installed (Debian: apt-get install -y valgrind)", file=sys.stderr)
         return 2
 
+    import bench_notify as bench
+
     from app.adapters.db.scratch import drop_database
 
-    server_url = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    server_url = os.environ.get("BENCH_POSTGRES_URL", bench.DEFAULT_SERVER_URL)
     work = Path(tempfile.mkdtemp(prefix="count_notify_"))
     prepared = None
     try:

@@ -129,6 +129,18 @@ def test_ledger_pages_newest_first_with_a_cursor(client, new_account, admin_toke
     assert client.get(url + "&cursor=%%%", headers=bearer(admin_token)).status_code == 422
 
 
+@pytest.mark.parametrize("number", [10**30, 2**63, 0, -1])
+def test_a_cursor_that_names_no_possible_entry_is_422(client, new_account, admin_token, number):
+    import base64
+
+    account = new_account()
+    cursor = base64.urlsafe_b64encode(str(number).encode()).decode().rstrip("=")
+    for url in (f"/api/v1/accounts/{account['id']}/ledger", "/api/v1/statement-lines"):
+        response = client.get(f"{url}?cursor={cursor}", headers=bearer(admin_token))
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert response.get_json()["code"] == "invalid_cursor"
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200

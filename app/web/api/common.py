@@ -9,6 +9,8 @@ from flask import current_app, request
 
 from ...domain.errors import InvalidInput
 
+MAX_ID = 2**63 - 1
+
 
 def wallet():
     """Return the application's service container."""
@@ -30,9 +32,14 @@ def decode_cursor(name: str = "cursor") -> int | None:
     if not raw:
         return None
     try:
-        return int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+        value = int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("the cursor is not valid", code="invalid_cursor") from exc
+    # A cursor is a row id: anything outside a BIGINT id names no row, and the database
+    # would refuse to compare with it.
+    if not 1 <= value <= MAX_ID:
+        raise InvalidInput("the cursor is not valid", code="invalid_cursor")
+    return value
 
 
 def page_limit(default: int = 50, maximum: int = 200) -> int:

@@ -41,6 +41,9 @@ class ParsedStatement:
     format: str  # "csv", "icbc", "ccb", "abc", "boc", "bocom", "cmb", "mt940", "camt053"
     lines: tuple[StatementLine, ...]
     account: str = ""  # the statement's own account number, where the file states one
+    # Every account number the file's statements state, with the line stating it, in file
+    # order; ``account`` is "" when they differ.
+    accounts: tuple[tuple[str, int], ...] = ()
 
 
 def line_identities(lines: Iterable[StatementLine]) -> list[str]:

@@ -77,6 +77,7 @@ def _import(
     if known is not None:
         return known
     parsed = parse_statement(data, format)
+    _check_one_account(parsed)
     # The line identities are client work and the statement row's insert (the file's bytes)
     # server work: a second thread computes the one while this one waits on the other.
     with ThreadPoolExecutor(max_workers=1) as worker:
@@ -116,6 +117,23 @@ def _import(
         },
     )
     return ImportResult(statement_id, True, len(parsed.lines), lines_new, counts)
+
+
+def _check_one_account(parsed: ParsedStatement) -> None:
+    """Refuse a file whose statements state different bank accounts.
+
+    Line identities are unique per bank account, and a file's lines are stored under its one
+    account: the lines of a file with several would share no scope with those of the
+    accounts' own statements, and a transfer in both would be imported, and credited, twice.
+    """
+    first = parsed.accounts[0][0] if parsed.accounts else ""
+    for number, line in parsed.accounts[1:]:
+        if number != first:
+            raise StatementRejected(
+                f"statements of two bank accounts in one file ({first!r} and {number!r});"
+                " import each account's statements as a file of its own",
+                line=line,
+            )
 
 
 def _line_keys(parsed: ParsedStatement) -> list[str]:

@@ -21,13 +21,19 @@ from tests.integration.statement_helpers import (  # noqa: F401 - finance, payer
 
 # file, lines, {status: count} (no sample carries a code we issued)
 SAMPLE_FILES = [
-    ("cmxl-mt940.sta", 16, {"ignored": 9, "exception": 7}),
     ("rabobank-iban.sta", 4, {"ignored": 4}),
     ("camt053-v2-multi-statement.xml", 2, {"exception": 1, "ignored": 1}),
     ("oca-test-camt053.xml", 4, {"ignored": 1, "exception": 3}),
     ("icbc-debit-v2.csv", 11, {"ignored": 6, "unmatched": 5}),
     ("cmb-debit.csv", 5, {"ignored": 4, "unmatched": 1}),
 ]
+
+
+def test_sample_with_statements_of_three_accounts_is_refused_whole(client, finance, wallet):
+    response = upload(client, finance, (SAMPLES / "cmxl-mt940.sta").read_bytes(), filename="cmxl.sta")
+    assert response.status_code == 422
+    assert response.get_json()["detail"].startswith("line 33: statements of two bank accounts")
+    assert stored_counts(wallet) == (0, 0)
 
 
 @pytest.mark.parametrize("name, total, statuses", SAMPLE_FILES)
@@ -343,3 +349,28 @@ def test_raw_text_and_fields_with_tabs_newlines_backslashes_and_quotes_are_store
     assert [tuple(line) for line in stored] == expected
     assert "\t" in expected[0][5] and "\n" in expected[1][1] and expected[0][2] == "TX\\1"
     assert [line["status"] for line in lines(client, finance)][:1] == ["matched"]
+
+
+def _mt940(account: str, ref: str, memo: str) -> str:
+    return "\n".join([
+        f":20:{ref}", f":25:{account}", ":28C:1/1", ":60F:C261101CNY1000,00",
+        ":61:2611261126C50,00NTRFNONREF", f":86:{memo}", ":62F:C261126CNY1050,00", "-",
+    ]) + "\n"
+
+
+def test_overlapping_statement_of_one_account_never_credits_a_multi_account_files_line_again(
+    client, finance, payer, wallet
+):
+    ours = _mt940("6222000000000001", "S1", payer["remittance_code"])
+    other = _mt940("6222000000000002", "S2", "房租")
+    both = (ours + other).encode("utf-8")
+    alone = upload(client, finance, ours.encode("utf-8"), filename="ours.sta")
+    refused = upload(client, finance, both, filename="all.sta")
+    assert (alone.status_code, refused.status_code) == (201, 422)
+    problem = refused.get_json()
+    assert problem["code"] == "statement_rejected"
+    assert problem["detail"].startswith("line 10: statements of two bank accounts in one file")
+    assert "6222000000000002" in problem["detail"]
+    assert balances(wallet, payer["id"])[0] == 50_00
+    assert stored_counts(wallet) == (1, 1)
+    assert_ledger_clean(wallet)

@@ -39,18 +39,21 @@ def parse(data: bytes) -> ParsedStatement:
         raise reject("CAMT.053 document without BkToCstmrStmt", root.line)
     reader = _Reader(data, encoding)
     lines: list[StatementLine] = []
-    accounts: list[str] = []
+    accounts: list[tuple[str, int]] = []
     for statement in message.all("Stmt"):
         account = statement.text_at("Acct", "Id", "IBAN") or statement.text_at(
             "Acct", "Id", "Othr", "Id"
         )
         if account:
-            accounts.append(account)
+            accounts.append((account, (statement.child("Acct") or statement).line))
         account_currency = statement.text_at("Acct", "Ccy")
         for entry in statement.all("Ntry"):
             lines.extend(reader.entry(entry, account_currency))
-    account = accounts[0] if accounts and len(set(accounts)) == 1 else ""
-    return ParsedStatement(format="camt053", lines=tuple(lines), account=account)
+    numbers = {number for number, _line in accounts}
+    account = accounts[0][0] if len(numbers) == 1 else ""
+    return ParsedStatement(
+        format="camt053", lines=tuple(lines), account=account, accounts=tuple(accounts)
+    )
 
 
 class _Reader:

@@ -136,7 +136,7 @@ def parse(text: str) -> ParsedStatement:
     if not statements:
         raise reject("no MT940 statement (no :20: field)", 1)
     lines: list[StatementLine] = []
-    accounts: list[str] = []
+    accounts: list[tuple[str, int]] = []
     for statement in statements:
         # One package parse per statement, so that nothing it keeps per parse carries
         # over: parsed as one, the statement-level fields of the last statement overwrite
@@ -144,11 +144,14 @@ def parse(text: str) -> ParsedStatement:
         # statement's :60F: currency. (What is read here comes from each field's own
         # result, see _read_with_package, not from those statement-level fields.)
         _read_with_package(statement)
-        account = _read_statement(statement, lines)
-        if account:
-            accounts.append(account)
-    account = accounts[0] if accounts and len(set(accounts)) == 1 else ""
-    return ParsedStatement(format="mt940", lines=tuple(lines), account=account)
+        stated = _read_statement(statement, lines)
+        if stated is not None:
+            accounts.append(stated)
+    numbers = {number for number, _line in accounts}
+    account = accounts[0][0] if len(numbers) == 1 else ""
+    return ParsedStatement(
+        format="mt940", lines=tuple(lines), account=account, accounts=tuple(accounts)
+    )
 
 
 def _tokenise(physical: list[str]) -> list[_Statement]:
@@ -277,8 +280,8 @@ def _refusal(f: _Field, exc: Exception) -> StatementRejected:
     return reject(message, f.line_no, _handed_value(f))
 
 
-def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
-    account = ""
+def _read_statement(statement: _Statement, out: list[StatementLine]) -> tuple[str, int] | None:
+    account = None
     currency = None
     opening = closing = None
     closing_field = None
@@ -297,7 +300,8 @@ def _read_statement(statement: _Statement, out: list[StatementLine]) -> str:
         if f.error is not None:
             raise f.error
         if f.tag == "25":
-            account = "".join(part.strip() for part in f.lines)
+            number = "".join(part.strip() for part in f.lines)
+            account = (number, f.line_no) if number else None
         elif f.tag in ("60F", "60M"):
             currency, opening = _balance(f)
         elif f.tag == "61":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 from flask import request
 from werkzeug.exceptions import BadRequest
@@ -89,4 +89,9 @@ def parse_timestamp(value: str, name: str) -> datetime:
         ) from exc
     if parsed.tzinfo is None:
         raise InvalidInput(f"{name} must carry a UTC offset", code="invalid_field", field=name)
-    return parsed
+    try:
+        # Instants are stored and compared in UTC; near year 1 or 9999 an offset can push
+        # the UTC instant outside what a datetime holds.
+        return parsed.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise InvalidInput(f"{name} is out of range", code="invalid_field", field=name) from exc

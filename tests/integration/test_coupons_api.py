@@ -51,6 +51,8 @@ def test_only_admin_allocates_coupons(client, new_account, token_for):
     ({"expires_at": "2026-11-25T00:00:00+00:00"}, "invalid_window"),
     ({"valid_from": "2027-12-01T00:00:00+00:00"}, "invalid_window"),
     ({"expires_at": "2027-01-01T00:00:00"}, "invalid_field"),
+    ({"expires_at": "9999-12-31T23:59:59-01:00"}, "invalid_field"),
+    ({"valid_from": "0001-01-01T00:00:00+01:00"}, "invalid_field"),
     ({"account_id": "acc_missing"}, "unknown_account"),
     ({"count": 2}, "invalid_field"),
 ])

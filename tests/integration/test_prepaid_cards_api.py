@@ -108,6 +108,7 @@ def test_admin_allocated_card_adds_balance_but_nothing_invoiceable(client, admin
 @pytest.mark.parametrize("change, code", [
     ({"account_id": "acc_missing"}, "unknown_account"),
     ({"expires_at": "2026-11-01T00:00:00+00:00"}, "invalid_window"),
+    ({"expires_at": "9999-12-31T23:59:59-01:00"}, "invalid_field"),
     ({"amount": "0.00"}, "invalid_amount"),
 ])
 def test_bad_card_allocation_is_422(client, admin_token, new_account, change, code):

@@ -123,6 +123,8 @@ def to_fen(text: str, line: int, what: str = "amount") -> int:
         if "below the fen" in exc.detail:
             raise reject(f"{what} has a non-zero digit below the fen", line, text) from None
         raise reject(f"malformed {what}", line, text) from None
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        raise reject(f"{what} is implausibly large", line, text) from None
     if abs(fen) > MAX_FEN:
         raise reject(f"{what} is implausibly large", line, text)
     return fen

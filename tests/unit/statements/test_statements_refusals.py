@@ -77,6 +77,14 @@ def test_implausibly_large_amount_is_refused():
     assert error.line == 2
 
 
+@pytest.mark.parametrize("amount", ["9" * 5000, "-" + "9" * 5000, "1" + ",000" * 1500 + ".00"])
+def test_amount_with_thousands_of_digits_is_refused_naming_line_and_value(amount):
+    error = refusal(canonical("T1,2026-11-26,1.00,CNY,,,", f'T2,2026-11-26,"{amount}",CNY,,,'))
+    assert error.line == 3
+    assert "implausibly large" in error.detail
+    assert repr(amount[:80] + "…") in error.detail
+
+
 @pytest.mark.parametrize("date", ["2026-02-30", "2026-13-01", "26-11-2026", "yesterday"])
 def test_bad_date_refuses_naming_line_and_value(date):
     error = refusal(canonical("T1,2026-11-26,1,CNY,,,", f"T2,{date},1,CNY,,,"))

@@ -132,6 +132,12 @@ def parse(data: bytes) -> tuple[Node, str]:
     except SAXException as exc:
         line = exc.getLineNumber() if hasattr(exc, "getLineNumber") else _line(reader)
         raise reject(f"malformed XML ({exc.getMessage()})", line) from None
+    except ValueError:
+        # pyexpat reads UTF-8, UTF-16 and single-byte encodings only; it refuses a declared
+        # multi-byte one (GBK, GB18030, Shift_JIS) with this error.
+        match = _DECLARED_ENCODING.match(data)
+        declared = match.group(1).decode("ascii") if match else "?"
+        raise reject("XML encoding not supported (CAMT.053 is UTF-8)", 1, declared) from None
     if builder.root is None:
         raise reject("XML without a root element", 1)
     match = _DECLARED_ENCODING.match(data)

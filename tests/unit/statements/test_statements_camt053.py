@@ -354,3 +354,13 @@ def test_camt_declared_latin1_encoding_is_read():
     (line,) = parse_statement(data.encode("latin-1")).lines
     assert line.counterparty_name == "Müller GmbH"
     assert "Müller" in line.raw
+
+
+@pytest.mark.parametrize("encoding", ["GBK", "GB18030", "Shift_JIS"])
+def test_camt_declared_multi_byte_encoding_other_than_utf8_is_refused_naming_it(encoding):
+    data = camt(entry(details=detail(payer="上海甲公司")), version="02").decode("utf-8")
+    data = data.replace('encoding="UTF-8"', f'encoding="{encoding}"')
+    error = rejected(data.encode("gb18030"))
+    assert error.line == 1
+    assert "encoding" in error.detail and repr(encoding) in error.detail
+    assert "could not be read" not in error.detail

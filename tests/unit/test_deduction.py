@@ -205,3 +205,21 @@ def test_a_later_source_pays_only_when_every_earlier_one_is_exhausted(case):
         elif source in UNIT_SOURCES:
             assert drawn == sum(u.balance_fen for u in case["units"]
                                 if u.source == source and u.usable_at(NOW))
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases, st.randoms(use_true_random=False))
+def test_the_result_does_not_depend_on_the_order_units_are_given_in(case, rng):
+    shuffled = list(case["units"])
+    rng.shuffle(shuffled)
+    assert _run(case) == _run({**case, "units": shuffled})
+
+
+@settings(max_examples=400, deadline=None)
+@given(cases)
+def test_only_a_guance_bill_runs_into_arrears_and_only_a_cloud_bill_reaches_the_cloud_account(case):
+    settlement, _ = case["mode"]
+    sources = {a.source for a in _run(case)}
+    assert "arrears" not in sources or settlement == "guance"
+    assert "cloud_account" not in sources or settlement == "cloud"
+    assert "cash" not in sources or settlement == "guance"

@@ -67,3 +67,12 @@ def test_normalize_drops_exactly_the_separators_after_folding(text):
     folded = unicodedata.normalize("NFKC", text).upper()
     separators = " \t\r\n-_\u2010\u2011\u2012\u2013\u2014\u2212"
     assert normalize_text(text) == "".join(ch for ch in folded if ch not in separators)
+
+
+@given(st.text(ALPHABET, min_size=CODE_LENGTH - 1, max_size=CODE_LENGTH - 1), st.data())
+def test_any_single_wrong_character_of_any_code_is_detected(body, data):
+    code = body + check_character(body)
+    assert is_valid(code)
+    position = data.draw(st.integers(0, CODE_LENGTH - 1))
+    replacement = data.draw(st.sampled_from([ch for ch in ALPHABET if ch != code[position]]))
+    assert not is_valid(code[:position] + replacement + code[position + 1 :])

@@ -1,5 +1,7 @@
 """Prepaid-card amounts and the discount coupon a purchase earns."""
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.config import DEFAULT_DISCOUNT_TIERS
 from app.domain.errors import InvalidInput
@@ -42,3 +44,27 @@ def test_card_amount_below_100_or_not_a_multiple_of_100_is_refused(fen):
     with pytest.raises(InvalidInput) as err:
         check_card_amount(fen)
     assert err.value.code == "invalid_card_amount"
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+@given(st.integers(1, 10**12))
+def test_a_card_amount_is_accepted_exactly_when_it_is_whole_hundreds_from_100(fen):
+    if fen >= 100_00 and fen % 100_00 == 0:
+        check_card_amount(fen)
+    else:
+        with pytest.raises(InvalidInput):
+            check_card_amount(fen)
+
+
+@given(st.integers(1, 10**12), st.permutations(TIERS))
+def test_the_bonus_is_the_coupon_of_the_highest_threshold_reached_or_none(fen, tiers):
+    reached = [coupon for threshold, coupon in sorted(TIERS) if fen >= threshold]
+    assert bonus_coupon_fen(fen, tiers) == (reached[-1] if reached else None)
+
+
+@given(st.integers(1, 10**12), st.integers(1, 10**12))
+def test_a_larger_purchase_never_earns_a_smaller_bonus(a, b):
+    low, high = sorted((a, b))
+    assert (bonus_coupon_fen(low, TIERS) or 0) <= (bonus_coupon_fen(high, TIERS) or 0)

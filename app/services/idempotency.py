@@ -30,8 +30,10 @@ def begin(
 
     Raises 422 when the key was used with another request, 409 while it is still running.
     """
-    if not key or len(key) > 200:
-        raise InvalidInput("Idempotency-Key must be 1 to 200 characters", code="invalid_idempotency_key")
+    if not key or len(key) > 200 or "\x00" in key:
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 200 characters, without NUL", code="invalid_idempotency_key"
+        )
     now = clock.now()
     try:
         with db.transaction() as session:

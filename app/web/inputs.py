@@ -42,7 +42,26 @@ def required_str(body: dict, name: str, *, max_length: int = 200, allow_empty=Fa
         raise InvalidInput(
             f"{name} must be 1 to {max_length} characters", code="invalid_field", field=name
         )
+    return storable_text(value, name)
+
+
+def storable_text(value: str, name: str) -> str:
+    """Refuse text no database can keep: NUL (PostgreSQL text) or a lone surrogate (UTF-8)."""
+    if "\x00" in value or _has_surrogate(value):
+        raise InvalidInput(
+            f"{name} contains a NUL or an unpaired surrogate character",
+            code="invalid_field",
+            field=name,
+        )
     return value
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def optional_str(body: dict, name: str, *, max_length: int = 200) -> str | None:

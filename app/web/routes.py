@@ -2,9 +2,20 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import UnicodeConverter
+
+
+class SegmentConverter(UnicodeConverter):
+    """The default ``<name>`` converter, refusing NUL: no id holds one, and PostgreSQL text
+    cannot even be compared with one, so such a path is a 404 like any unknown one."""
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
 
 
 def register_routes(app: Flask) -> None:
+    app.url_map.converters["default"] = app.url_map.converters["string"] = SegmentConverter
     from .api import api
     from .api import accounts, topups  # noqa: F401 - registers the views on ``api``
     from .api import bills, coupons, prepaid_cards  # noqa: F401 - registers the views on ``api``

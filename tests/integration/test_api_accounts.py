@@ -141,6 +141,47 @@ def test_a_cursor_that_names_no_possible_entry_is_422(client, new_account, admin
         assert response.get_json()["code"] == "invalid_cursor"
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"name": "Acme\\u0000Ltd", "settlement": "guance"}',
+    b'{"name": "Acme\\ud800", "settlement": "guance"}',
+])
+def test_a_string_no_database_can_store_is_422_and_creates_nothing(client, admin_token, wallet, raw):
+    from sqlalchemy import func, select
+
+    from app.adapters.db.models import Account
+
+    response = client.post("/api/v1/accounts", data=raw, content_type="application/json",
+                           headers=bearer(admin_token))
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert (response.get_json()["code"], response.get_json()["field"]) == ("invalid_field", "name")
+    with wallet.db.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Account)).scalar_one() == 0
+
+
+def test_a_nul_in_a_body_field_naming_a_row_is_422(client, admin_token, new_account):
+    account = new_account()
+    response = client.post(f"/api/v1/accounts/{account['id']}/workspaces", json={"workspace_id": "ws\u0000"},
+                           headers=bearer(admin_token))
+    assert response.status_code == 422 and response.get_json()["field"] == "workspace_id"
+    bill = client.post("/api/v1/bills", json={"bill_id": "b\u0000", "workspace_id": "ws", "product": "general",
+                                              "amount": "1.00"}, headers=bearer(admin_token))
+    assert bill.status_code == 422 and bill.get_json()["field"] == "bill_id"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/accounts/acc%00x/wallet", "/api/v1/topups/T%00x", "/checkout/T%00x"])
+def test_a_path_with_a_nul_names_nothing(client, admin_token, path):
+    response = client.get(path, headers=bearer(admin_token))
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_an_idempotency_key_with_a_nul_is_422(client, admin_token):
+    response = client.post("/api/v1/accounts", json={"name": "Acme", "settlement": "guance"},
+                           headers=dict(bearer(admin_token), **{"Idempotency-Key": "k\x00"}))
+    assert response.status_code == 422 and response.get_json()["code"] == "invalid_idempotency_key"
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200

@@ -211,3 +211,10 @@ def test_manual_actions_are_for_finance_only(client, token_for, payer):
     assert match(client, account_token, 1, payer["id"]).status_code == 403
     assert unmatch(client, account_token, 1).status_code == 403
     assert client.post("/api/v1/reconcile", headers=bearer(account_token)).status_code == 403
+
+
+def test_an_upload_whose_file_name_holds_a_nul_is_422_and_imports_nothing(client, finance, payer):
+    response = upload(client, finance, csv_file(row(payer["remittance_code"], "100.00")), filename="a\x00.csv")
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["field"] == "file"
+    assert lines(client, finance) == []

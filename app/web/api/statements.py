@@ -9,7 +9,7 @@ from ...domain.money import format_fen
 from ...services import reconcile, statement_import, statement_lines
 from ..auth import current_principal, require
 from ..idempotency import idempotent
-from ..inputs import json_body, required_str
+from ..inputs import json_body, required_str, storable_text
 from . import api
 from .common import decode_cursor, encode_cursor, page_limit, wallet
 
@@ -35,7 +35,7 @@ def upload_statement():
         w.db,
         w.clock,
         data=upload.read(),
-        filename=upload.filename or "",
+        filename=storable_text(upload.filename or "", "file"),
         format=format,
         actor=current_principal().actor,
     )

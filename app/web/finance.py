@@ -16,7 +16,7 @@ LINES_PER_PAGE = 100
 
 def _after() -> int | None:
     raw = request.args.get("after", "")
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 @finance.get("/")

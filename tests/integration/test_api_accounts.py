@@ -182,6 +182,15 @@ def test_an_idempotency_key_with_a_nul_is_422(client, admin_token):
     assert response.status_code == 422 and response.get_json()["code"] == "invalid_idempotency_key"
 
 
+@pytest.mark.parametrize("limit", ["0", "201", "x", "%C2%B2"])
+def test_a_limit_that_is_not_1_to_200_is_422(client, new_account, admin_token, limit):
+    account = new_account()
+    for url in (f"/api/v1/accounts/{account['id']}/ledger", "/api/v1/statement-lines"):
+        response = client.get(f"{url}?limit={limit}", headers=bearer(admin_token))
+        assert response.status_code == 422, response.get_data(as_text=True)
+        assert response.get_json()["code"] == "invalid_limit"
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200

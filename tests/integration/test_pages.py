@@ -272,3 +272,5 @@ def test_finance_console_lists_statement_lines_by_status(app, wallet, token_for,
     matched = finance.get("/finance/?status=matched").get_data(as_text=True)
     assert account["id"] in matched and "Stranger" not in matched
     assert finance.get("/finance/?status=bogus&after=x").status_code == 200
+    # "²" passes str.isdigit() but is no number int() reads.
+    assert finance.get("/finance/?after=%C2%B2").status_code == 200

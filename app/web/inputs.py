@@ -26,6 +26,9 @@ def json_body() -> dict:
         body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("the body is not valid JSON") from exc
+    except RecursionError as exc:
+        # Valid JSON, but nested deeper than the parser goes; no request body nests at all.
+        raise InvalidInput("the body is nested too deeply", code="invalid_body") from exc
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object", code="invalid_body")
     return body

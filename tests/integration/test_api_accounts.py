@@ -64,6 +64,15 @@ def test_missing_or_malformed_fields_are_422(client, admin_token, body):
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize("raw", ["[" * 60000, '{"a": ' * 5000 + "1" + "}" * 5000])
+def test_json_nested_deeper_than_the_parser_reads_is_422(client, admin_token, raw):
+    response = client.post("/api/v1/accounts", data=raw, content_type="application/json",
+                           headers=bearer(admin_token))
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "invalid_body"
+
+
 def test_same_idempotency_key_and_body_returns_the_first_response(client, admin_token):
     headers = dict(bearer(admin_token), **{"Idempotency-Key": "create-acme"})
     first = client.post("/api/v1/accounts", json={"name": "Acme", "settlement": "guance"}, headers=headers)

@@ -45,7 +45,7 @@ class Settings:
     bank_name: str
     topup_expiry_minutes: int = 15
     topup_query_min_interval_seconds: int = 5
-    prepaid_card_validity_days: int = 365
+    prepaid_card_validity_days: int | None = None  # None: one calendar year
     discount_tiers: tuple[DiscountTier, ...] = DEFAULT_DISCOUNT_TIERS
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
@@ -79,9 +79,14 @@ def _parse_tiers(text: str) -> tuple[DiscountTier, ...]:
 
 
 def _int(env: dict, name: str, default: int) -> int:
+    value = _optional_int(env, name)
+    return default if value is None else value
+
+
+def _optional_int(env: dict, name: str) -> int | None:
     raw = env.get(name)
     if raw in (None, ""):
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError as exc:
@@ -172,7 +177,7 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         bank_name=env.get("BANK_NAME") or "Industrial and Commercial Bank of China, Shanghai Branch",
         topup_expiry_minutes=_int(env, "TOPUP_EXPIRY_MINUTES", 15),
         topup_query_min_interval_seconds=_int(env, "TOPUP_QUERY_MIN_INTERVAL_SECONDS", 5),
-        prepaid_card_validity_days=_int(env, "PREPAID_CARD_VALIDITY_DAYS", 365),
+        prepaid_card_validity_days=_optional_int(env, "PREPAID_CARD_VALIDITY_DAYS"),
         discount_tiers=tiers,
         log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
     )

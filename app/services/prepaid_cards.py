@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -10,7 +10,7 @@ from ..adapters.db import Database
 from ..adapters.db.models import PrepaidCard
 from ..config import Settings
 from ..domain.errors import InsufficientFunds, InvalidInput, NotFound
-from ..domain.tiers import bonus_coupon_fen, check_card_amount
+from ..domain.tiers import bonus_coupon_fen, card_expires_at, check_card_amount
 from . import ledger
 from .accounts import existing_account
 from .clock import Clock
@@ -31,7 +31,7 @@ def buy_prepaid_card(
     """
     check_card_amount(amount_fen)
     now = clock.now()
-    expires_at = now + timedelta(days=settings.prepaid_card_validity_days)
+    expires_at = card_expires_at(now, settings.prepaid_card_validity_days)
     tiers = [(tier.threshold_fen, tier.coupon_fen) for tier in settings.discount_tiers]
     with db.transaction() as session:
         account = lock_account(session, account_id)

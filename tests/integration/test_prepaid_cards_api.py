@@ -1,4 +1,6 @@
 """Prepaid cards over the API: purchase with cash, discount-coupon tiers, allocation, listing."""
+from datetime import datetime
+
 import pytest
 from sqlalchemy import func, select
 
@@ -84,6 +86,22 @@ def test_tiers_and_validity_follow_the_configuration(make_app, db_url, clock):
                               actor="test")
     assert result["bonus_coupon"]["face_value"] == "80.00"
     assert result["card"]["expires_at"] == "2026-12-26T04:00:00+00:00"
+
+
+def test_a_bought_card_is_valid_for_a_calendar_year_by_default(make_app, db_url):
+    from app.services.accounts import create_account
+    from app.services.clock import FrozenClock
+    from app.services.prepaid_cards import buy_prepaid_card
+
+    app = make_app(db_url)
+    wallet = app.extensions["wallet"]
+    # 1 March 2027, 04:00 in Beijing: a year of validity spans 29 February 2028.
+    clock = FrozenClock(datetime.fromisoformat("2027-02-28T20:00:00+00:00"))
+    account = create_account(wallet.db, clock, name="Leap", settlement="guance")
+    top_up(wallet, account.id, 100_00, "t1")
+    result = buy_prepaid_card(wallet.db, clock, wallet.settings, account_id=account.id, amount_fen=100_00,
+                              actor="test")
+    assert result["card"]["expires_at"] == "2028-02-29T20:00:00+00:00"
 
 
 def test_a_purchase_replayed_with_its_idempotency_key_buys_once(client, admin_token, new_account, wallet):

@@ -1,11 +1,13 @@
 """Prepaid-card amounts and the discount coupon a purchase earns."""
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.config import DEFAULT_DISCOUNT_TIERS
 from app.domain.errors import InvalidInput
-from app.domain.tiers import bonus_coupon_fen, check_card_amount
+from app.domain.tiers import bonus_coupon_fen, card_expires_at, check_card_amount
 
 TIERS = [(t.threshold_fen, t.coupon_fen) for t in DEFAULT_DISCOUNT_TIERS]
 
@@ -68,3 +70,33 @@ def test_the_bonus_is_the_coupon_of_the_highest_threshold_reached_or_none(fen, t
 def test_a_larger_purchase_never_earns_a_smaller_bonus(a, b):
     low, high = sorted((a, b))
     assert (bonus_coupon_fen(low, TIERS) or 0) <= (bonus_coupon_fen(high, TIERS) or 0)
+
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize("bought, expires", [
+    # 10:00 in Beijing on 1 March 2027: a year later is 1 March 2028, across 29 February.
+    ("2027-03-01T02:00:00+00:00", "2028-03-01T02:00:00+00:00"),
+    # Still 28 February in UTC, already 1 March in Beijing: the customers' calendar counts.
+    ("2027-02-28T20:00:00+00:00", "2028-02-29T20:00:00+00:00"),
+    # 29 February: the next year has none, the card runs to the 28th.
+    ("2028-02-29T04:00:00+00:00", "2029-02-28T04:00:00+00:00"),
+    ("2026-11-26T04:00:00+00:00", "2027-11-26T04:00:00+00:00"),
+])
+def test_a_card_is_valid_for_one_calendar_year_by_default(bought, expires):
+    assert card_expires_at(datetime.fromisoformat(bought)) == datetime.fromisoformat(expires)
+
+
+def test_a_configured_number_of_days_replaces_the_calendar_year():
+    bought = datetime(2027, 3, 1, 2, tzinfo=UTC)
+    assert card_expires_at(bought, 365) == datetime(2028, 2, 29, 2, tzinfo=UTC)
+    assert card_expires_at(bought, 30) == bought + timedelta(days=30)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)))
+def test_a_default_validity_is_365_or_366_days_and_keeps_the_time_of_day(bought):
+    expires = card_expires_at(bought)
+    assert expires.tzinfo is UTC
+    assert expires - bought in (timedelta(days=365), timedelta(days=366))
+    assert expires.time() == bought.time()

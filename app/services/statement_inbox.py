@@ -42,13 +42,14 @@ def import_inbox(
     processed.mkdir(exist_ok=True)
     failed.mkdir(exist_ok=True)
     for path in _waiting_files(inbox, settle_seconds):
+        name = readable_name(path)
         try:
             if path.stat().st_size > MAX_STATEMENT_BYTES:
                 raise StatementRejected(
                     f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB", line=1
                 )
             data = path.read_bytes()
-            result = import_statement(db, clock, data=data, filename=path.name, actor=actor)
+            result = import_statement(db, clock, data=data, filename=name, actor=actor)
         except FileNotFoundError:
             continue  # another runner took it
         except StatementRejected as exc:
@@ -59,19 +60,29 @@ def import_inbox(
                 )
                 counts["failed"] += 1
                 log.warning(
-                    "inbox statement refused", extra={"file": path.name, "detail": exc.detail}
+                    "inbox statement refused", extra={"file": name, "detail": exc.detail}
                 )
             continue
         except Exception:  # noqa: BLE001 - one file's trouble must not block the others
             counts["errors"] += 1
             log.exception(
-                "inbox statement not imported; left for the next run", extra={"file": path.name}
+                "inbox statement not imported; left for the next run", extra={"file": name}
             )
             continue
         _move(path, processed)
         counts["imported" if result.created else "duplicate"] += 1
         counts["lines_new"] += result.lines_new
     return dict(counts)
+
+
+def readable_name(path: Path) -> str:
+    """The file's name as text any database and log can take.
+
+    A name the file system holds in another encoding than UTF-8 (GBK, from a Windows share)
+    reaches Python with surrogate escapes, which neither PostgreSQL nor a UTF-8 log accepts: each
+    byte that is not UTF-8 becomes U+FFFD. The file itself keeps its name.
+    """
+    return os.fsencode(path.name).decode("utf-8", "replace")
 
 
 def _waiting_files(inbox: Path, settle_seconds: float) -> list[Path]:

@@ -3,7 +3,9 @@ import os
 import time
 
 import pytest
+from sqlalchemy import select
 
+from app.adapters.db.models import Statement
 from app.jobs import run_job
 from tests.integration.statement_helpers import (  # noqa: F401 - payer: a fixture
     assert_ledger_clean,
@@ -76,3 +78,21 @@ def test_inbox_job_runs_from_the_cli(app, inbox, wallet, payer):
 
 def test_missing_inbox_is_not_an_error(wallet):
     assert "files imported 0" in run_job(wallet, "statements-import")
+
+
+def test_a_file_name_that_is_not_utf8_is_imported_under_a_readable_name(inbox, wallet, payer):
+    # "对账单.csv" as a Windows share in GBK writes it: the name is bytes no UTF-8 decoder reads.
+    raw_name = "对账单.csv".encode("gbk")
+    path = os.path.join(os.fsencode(inbox), raw_name)
+    with open(path, "wb") as file:
+        file.write(csv_file(row(payer["remittance_code"], "8.00")))
+    then = time.time() - 60
+    os.utime(path, (then, then))
+    summary = run_job(wallet, "statements-import")
+    assert "files imported 1" in summary, summary
+    assert balances(wallet, payer["id"])[0] == 8_00
+    assert os.listdir(os.fsencode(inbox / "processed")) == [raw_name]
+    with wallet.db.transaction() as session:
+        stored = session.scalars(select(Statement.filename)).all()
+    # Each byte the name's encoding cannot be read in becomes U+FFFD.
+    assert stored == [raw_name.decode("utf-8", "replace")] and stored[0].endswith(".csv")

@@ -6,8 +6,10 @@ first is skipped: the database, not the folder, makes each file count once.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import time
 from collections import Counter
 from pathlib import Path
@@ -44,20 +46,17 @@ def import_inbox(
     for path in _waiting_files(inbox, settle_seconds):
         name = readable_name(path)
         try:
-            if path.stat().st_size > MAX_STATEMENT_BYTES:
-                raise StatementRejected(
-                    f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB", line=1
-                )
-            data = path.read_bytes()
+            data = _read_inbox_file(path)
             result = import_statement(db, clock, data=data, filename=name, actor=actor)
         except FileNotFoundError:
             continue  # another runner took it
         except StatementRejected as exc:
             target = _move(path, failed)
             if target is not None:
-                target.with_name(target.name + ".reason.txt").write_text(
-                    exc.detail + "\n", encoding="utf-8"
-                )
+                # "x": a link planted under the reason's name is never written through.
+                reason = target.with_name(target.name + ".reason.txt")
+                with open(reason, "x", encoding="utf-8") as file:
+                    file.write(exc.detail + "\n")
                 counts["failed"] += 1
                 log.warning(
                     "inbox statement refused", extra={"file": name, "detail": exc.detail}
@@ -85,6 +84,31 @@ def readable_name(path: Path) -> str:
     return os.fsencode(path.name).decode("utf-8", "replace")
 
 
+def _read_inbox_file(path: Path) -> bytes:
+    """Return the content of ``path``, a regular file in the inbox itself, never a link's target.
+
+    Whoever can write to the inbox must not make the service read (and file refusals quoting)
+    what lies elsewhere: its secret key, its Alipay key, another statement.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StatementRejected(
+                "the file is a symbolic link; only files in the inbox itself are read", line=1
+            ) from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise StatementRejected("not a regular file", line=1)
+        if info.st_size > MAX_STATEMENT_BYTES:
+            raise StatementRejected(
+                f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB", line=1
+            )
+        return file.read(MAX_STATEMENT_BYTES + 1)
+
+
 def _waiting_files(inbox: Path, settle_seconds: float) -> list[Path]:
     # File ages are measured on the file system's clock, not the service's.
     cutoff = time.time() - settle_seconds
@@ -104,7 +128,7 @@ def _move(path: Path, folder: Path) -> Path | None:
     """Move ``path`` into ``folder`` without overwriting; None if it is gone already."""
     target = folder / path.name
     number = 0
-    while target.exists() or target.with_name(target.name + ".reason.txt").exists():
+    while os.path.lexists(target) or os.path.lexists(target.with_name(target.name + ".reason.txt")):
         number += 1
         target = folder / f"{path.stem}.{number}{path.suffix}"
     try:

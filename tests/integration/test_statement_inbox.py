@@ -96,3 +96,34 @@ def test_a_file_name_that_is_not_utf8_is_imported_under_a_readable_name(inbox, w
         stored = session.scalars(select(Statement.filename)).all()
     # Each byte the name's encoding cannot be read in becomes U+FFFD.
     assert stored == [raw_name.decode("utf-8", "replace")] and stored[0].endswith(".csv")
+
+
+def test_a_symbolic_link_in_the_inbox_is_refused_and_its_target_never_read(inbox, wallet, payer, tmp_path):
+    # Whoever can write to the inbox share must not make the service read files elsewhere
+    # (its secret key, another statement) by dropping a link to them.
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_bytes(csv_file(row(payer["remittance_code"], "100.00")))
+    link = inbox / "link.csv"
+    link.symlink_to(outside)
+    then = time.time() - 60
+    os.utime(link, (then, then), follow_symlinks=False)
+    os.utime(outside, (then, then))
+    summary = run_job(wallet, "statements-import")
+    assert "files imported 0" in summary and "files failed 1" in summary, summary
+    assert stored_counts(wallet) == (0, 0)
+    assert balances(wallet, payer["id"])[0] == 0
+    moved = inbox / "failed" / "link.csv"
+    assert moved.is_symlink() and outside.read_bytes().startswith(b"transaction_id")
+    assert "link" in (inbox / "failed" / "link.csv.reason.txt").read_text(encoding="utf-8")
+
+
+def test_a_refusal_reason_is_never_written_through_a_planted_link(inbox, wallet, tmp_path):
+    target = tmp_path / "planted-target.txt"
+    (inbox / "failed").mkdir()
+    (inbox / "failed" / "broken.csv.reason.txt").symlink_to(target)  # dangling until written
+    drop(inbox, "broken.csv", csv_file(row("x", "1.005")))
+    summary = run_job(wallet, "statements-import")
+    assert "files failed 1" in summary, summary
+    assert not target.exists()
+    reasons = [p for p in (inbox / "failed").iterdir() if p.name.endswith(".reason.txt") and not p.is_symlink()]
+    assert len(reasons) == 1 and "1.005" in reasons[0].read_text(encoding="utf-8")

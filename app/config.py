@@ -8,6 +8,7 @@ from pathlib import Path
 
 PRODUCTION = "production"
 SANDBOX_GATEWAY = "sandbox"
+MIN_SECRET_KEY_LENGTH = 32
 
 
 class ConfigError(RuntimeError):
@@ -132,6 +133,11 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         ]
         if missing:
             raise ConfigError("production needs " + ", ".join(missing))
+        if len(env["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH:
+            # It signs page sessions: a placeholder or a short key lets sessions be forged.
+            raise ConfigError(
+                f"SECRET_KEY must be a random string of at least {MIN_SECRET_KEY_LENGTH} characters in production"
+            )
         if env["ALIPAY_GATEWAY_URL"].strip().lower() == SANDBOX_GATEWAY:
             raise ConfigError("the local Alipay sandbox cannot be used in production")
         if not env["ALIPAY_GATEWAY_URL"].startswith("https://"):

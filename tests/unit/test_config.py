@@ -56,3 +56,11 @@ def test_discount_tiers_are_configurable(tmp_path):
 def test_production_refuses_a_plain_http_public_url(tmp_path):
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
         load_settings(dict(PROD, PUBLIC_BASE_URL="http://pay.example.com"), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("weak", ["CHANGE-ME", "dev", "s3cret-but-short-0123456789"])
+def test_production_refuses_a_placeholder_or_short_secret_key(weak, tmp_path):
+    # The key signs page sessions: anyone who knows or guesses it can forge an admin's session.
+    with pytest.raises(ConfigError, match="SECRET_KEY") as info:
+        load_settings(dict(PROD, SECRET_KEY=weak), instance_path=tmp_path)
+    assert weak not in str(info.value)

@@ -32,11 +32,12 @@ DEFAULT_DISCOUNT_TIERS = (
 class Settings:
     env: str
     instance_path: Path
-    database_url: str
-    secret_key: str
+    # Secrets stay out of the repr, which tracebacks with locals and error reports print.
+    database_url: str = field(repr=False)  # may carry the database password
+    secret_key: str = field(repr=False)
     public_base_url: str
     alipay_app_id: str
-    alipay_app_private_key: str | None  # PEM text or path; None: the sandbox's generated key
+    alipay_app_private_key: str | None = field(repr=False)  # PEM text or path; None: the sandbox's generated key
     alipay_public_key: str | None  # PEM, bare base64 or path; None: the sandbox's key
     alipay_gateway_url: str  # a URL, or SANDBOX_GATEWAY for the local sandbox
     alipay_seller_id: str | None

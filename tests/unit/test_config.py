@@ -64,3 +64,13 @@ def test_production_refuses_a_placeholder_or_short_secret_key(weak, tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY") as info:
         load_settings(dict(PROD, SECRET_KEY=weak), instance_path=tmp_path)
     assert weak not in str(info.value)
+
+
+def test_printing_the_settings_never_shows_a_secret(tmp_path):
+    # Settings reach tracebacks with locals, debuggers and error reports through their repr.
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    env = dict(PROD, DATABASE_URL="postgresql://wallet:db-pass-4711@db/wallet", ALIPAY_APP_PRIVATE_KEY=pem)
+    settings = load_settings(env, instance_path=tmp_path)
+    shown = repr(settings)
+    assert PROD["SECRET_KEY"] not in shown and "db-pass-4711" not in shown and "MIIEvQIBADAN" not in shown
+    assert "pay.example.com" in shown  # what is not secret is still shown

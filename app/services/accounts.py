@@ -76,17 +76,19 @@ def add_workspace(db: Database, clock: Clock, *, account_id: str, workspace_id: 
     workspace_id = (workspace_id or "").strip() if isinstance(workspace_id, str) else ""
     if not workspace_id or len(workspace_id) > 100:
         raise InvalidInput("workspace_id must be 1 to 100 characters", code="invalid_workspace")
-    with db.transaction() as session:
-        existing_account(session, account_id)
-        existing = session.get(Workspace, workspace_id)
-        if existing is not None:
-            if existing.account_id != account_id:
-                raise Conflict(
-                    f"workspace {workspace_id} belongs to another account",
-                    code="workspace_taken",
-                )
-            return {"workspace_id": workspace_id, "account_id": account_id}
-        session.add(Workspace(id=workspace_id, account_id=account_id, created_at=clock.now()))
+    try:
+        with db.transaction() as session:
+            existing_account(session, account_id)
+            existing = session.get(Workspace, workspace_id)
+            if existing is None:
+                session.add(Workspace(id=workspace_id, account_id=account_id, created_at=clock.now()))
+                return {"workspace_id": workspace_id, "account_id": account_id}
+    except IntegrityError:
+        # A concurrent request attached it first: answer as if it had come before this one.
+        with db.sessions() as session:
+            existing = session.get(Workspace, workspace_id)
+    if existing.account_id != account_id:
+        raise Conflict(f"workspace {workspace_id} belongs to another account", code="workspace_taken")
     return {"workspace_id": workspace_id, "account_id": account_id}
 
 

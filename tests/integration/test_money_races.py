@@ -532,3 +532,23 @@ def test_every_kind_of_movement_at_once_on_one_account_keeps_the_ledger_exact(
     for order in orders:
         assert ledger_count(wallet, LedgerTransaction.reference == order["out_trade_no"]) == 1
 
+
+# -- workspaces: who a bill is charged to ----------------------------------------------------
+
+
+def test_one_workspace_attached_at_once_belongs_to_one_account(app, new_account, admin_token, wallet):
+    accounts = [new_account(f"W{i}") for i in range(4)]
+    for round_ in range(3):
+        workspace = f"ws-race-{round_}"
+        # Two requests per account: the same attachment twice, and a rival account's.
+        results = at_once(8, lambda i: answered(app.test_client().post(
+            f"/api/v1/accounts/{accounts[i % 4]['id']}/workspaces", json={"workspace_id": workspace},
+            headers=bearer(admin_token))))
+        assert all(status in (201, 409) for status, _, _ in results), results
+        winners = {accounts[i % 4]["id"] for i, (status, _, _) in enumerate(results) if status == 201}
+        assert len(winners) == 1, results
+        assert all(body["code"] == "workspace_taken" for status, body, _ in results if status == 409)
+        with wallet.db.sessions() as session:
+            from app.adapters.db.models import Workspace
+
+            assert session.get(Workspace, workspace).account_id in winners

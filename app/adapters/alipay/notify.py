@@ -143,6 +143,9 @@ def _decode_form_by_pair(raw: bytes, what: str) -> dict[str, str]:
             # Two values for one name: which one was signed is ambiguous, so trust neither.
             raise NotifyDecodeError(f"{what} repeats the parameter {key[:40]!r}")
         params[key] = _unquote(raw_value, codec, what)
+        if "\x00" in key or "\x00" in params[key]:
+            # Alipay never sends one, and no database column can store it.
+            raise NotifyDecodeError(f"{what} has a NUL character")
     if not params.get("sign"):
         raise NotifyDecodeError(f"{what} has no sign")
     return params

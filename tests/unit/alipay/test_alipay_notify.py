@@ -118,6 +118,14 @@ def test_notify_with_a_malformed_percent_escape_is_refused():
         decode_notify_body(b"subject=100%&sign=x")
 
 
+@pytest.mark.parametrize("body", [b"notify_id=%00&sign=x", b"out_trade_no=T1\x00&sign=x", b"a%00=1&sign=x"])
+def test_notify_with_a_nul_character_is_refused(body):
+    with pytest.raises(NotifyDecodeError, match="NUL"):
+        decode_notify_body(body)
+    with pytest.raises(NotifyDecodeError, match="NUL"):
+        decode_return_query(body)
+
+
 def test_notify_body_must_be_bytes():
     with pytest.raises(NotifyDecodeError):
         decode_notify_body("sign=x")  # type: ignore[arg-type]

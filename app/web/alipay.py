@@ -11,6 +11,7 @@ import re
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from ..adapters.alipay.notify import (
+    MAX_NOTIFY_BYTES,
     NotifyDecodeError,
     decode_notify_body,
     decode_return_query,
@@ -31,6 +32,9 @@ def _text(body: str, status: int) -> Response:
 @alipay.post("/notify")
 def notify():
     w = current_app.extensions["wallet"]
+    # Anyone can post here and a refused notify is kept for review: a body larger than any
+    # notify is a 413 before it is read, not megabytes stored.
+    request.max_content_length = MAX_NOTIFY_BYTES
     raw = request.get_data(cache=False)
     params, verified, decode_error = None, False, None
     try:

@@ -24,6 +24,7 @@ from app.adapters.db.models import (
     StatementLine,
     TopupOrder,
 )
+from app.adapters.alipay.sandbox.notify_builder import build_signed_notify, encode_form
 from app.services.coupons import issue_codes
 from app.services.reconcile import reconcile
 from app.services.topups import poll_pending_topups
@@ -87,6 +88,28 @@ def ledger_count(wallet, *where):
 def fen(amount: str) -> int:
     whole, frac = amount.split(".")
     return int(whole) * 100 + int(frac)
+
+
+def paid_notify(wallet, sandbox, order):
+    """A TRADE_SUCCESS notify for ``order``, signed with the sandbox's Alipay key."""
+    return build_signed_notify(
+        sandbox.alipay_private_key,
+        notify_time="2026-11-26 12:05:00",
+        notify_type="trade_status_sync",
+        notify_id="n" + order["out_trade_no"],
+        app_id=wallet.settings.alipay_app_id,
+        charset="utf-8",
+        version="1.0",
+        trade_no="2026112622001400001",
+        out_trade_no=order["out_trade_no"],
+        buyer_id="2088102177846880",
+        seller_id=sandbox.seller_id,
+        trade_status="TRADE_SUCCESS",
+        total_amount=order["amount"],
+        receipt_amount=order["amount"],
+        subject="Wallet top-up",
+        gmt_payment="2026-11-26 12:04:59",
+    )
 
 
 # -- bills ------------------------------------------------------------------------------------
@@ -403,7 +426,6 @@ def test_undo_racing_new_matches_leaves_each_line_credited_as_its_status_says(ap
 
 def test_status_queries_polls_and_notifies_at_once_credit_an_order_once(app, client, new_account, token_for, wallet,
                                                                         alipay_http, sandbox, admin_token):
-    from tests.integration.test_topups import encode_form, paid_notify
 
     payer, owing = new_account("Payer"), new_account("Owing")
     # One account owes money: its notifies take the general path, not the one-statement one.
@@ -459,8 +481,6 @@ def test_every_kind_of_movement_at_once_on_one_account_keeps_the_ledger_exact(
     balances equal the entries, and the account holds exactly what came in minus what went out.
     """
     from app.services.expiry import expire_credits
-    from tests.integration.test_topups import encode_form, paid_notify
-
     account = new_account("Busy")
     account_id = account["id"]
     token = token_for("account", account_id)
@@ -552,3 +572,13 @@ def test_one_workspace_attached_at_once_belongs_to_one_account(app, new_account,
             from app.adapters.db.models import Workspace
 
             assert session.get(Workspace, workspace).account_id in winners
+
+
+def test_wrong_codes_from_one_token_for_many_accounts_at_once_are_limited_to_ten(app, new_account, admin_token,
+                                                                                 wallet):
+    accounts = [new_account(f"G{i}") for i in range(16)]
+    results = at_once(16, lambda i: answered(app.test_client().post(
+        f"/api/v1/accounts/{accounts[i]['id']}/coupons/activate", json={"code": f"WRONG{i}"},
+        headers=bearer(admin_token))))
+    assert Counter(body["code"] for _, body, _ in results) == {
+        "activation_code_unknown": 10, "too_many_activation_attempts": 6}, results

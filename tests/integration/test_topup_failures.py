@@ -76,6 +76,22 @@ def test_precreate_answer_that_is_not_json_is_502(client, account, token):
         assert post_topup(client, account, token).status_code == 502
 
 
+@pytest.mark.parametrize("path", ["/api/v1/topups/{}", "/checkout/{}/status", "/checkout/{}/result"])
+def test_status_read_shows_the_order_when_alipay_refuses_the_query(client, wallet, account, token, alipay_http, sandbox, path):
+    order = post_topup(client, account, token).get_json()
+    refused = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SYSTEM_ERROR", "sub_msg": "系统错误"}
+    raw = json.dumps(refused, separators=(",", ":"))
+    body = '{"alipay_trade_query_response":%s,"sign":"%s"}' % (raw, sign(sandbox.alipay_private_key, raw))
+    with responses.RequestsMock() as mock:
+        mock.add("POST", GATEWAY, body=body)
+        response = client.get(path.format(order["out_trade_no"]), headers=bearer(token))
+        assert len(mock.calls) == 1  # Alipay was asked, and said no
+    assert response.status_code == 200
+    if path.startswith("/api/"):
+        assert response.get_json()["status"] == "pending"
+    assert [o.status for o in orders(wallet)] == ["pending"]
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -159,15 +159,17 @@ def test_notify_signed_with_the_merchants_own_key_is_refused(client, wallet, acc
     assert (row.verified, row.outcome, row.needs_review) == (False, "rejected_signature", True)
 
 
-def test_an_oversized_notify_body_is_refused_before_anything_is_stored(client, wallet):
+def test_an_oversized_notify_body_is_recorded_for_review_without_storing_megabytes(client, wallet):
     # No notify from Alipay comes near this size; anyone can post to this URL, and what is
     # stored for review must not let them fill the database megabytes at a time.
     from app.adapters.alipay.notify import MAX_NOTIFY_BYTES
 
     body = b"notify_id=1&sign=x&out_trade_no=" + b"A" * (MAX_NOTIFY_BYTES * 16)
     response = client.post("/alipay/notify", data=body, content_type="application/x-www-form-urlencoded")
-    assert response.status_code == 413 and response.get_data() != b"success"
-    assert notifications(wallet) == []
+    assert response.status_code == 400 and response.get_data() != b"success"
+    [row] = notifications(wallet)
+    assert row.outcome == "rejected_malformed" and row.needs_review
+    assert bytes(row.raw_body) == body[:MAX_NOTIFY_BYTES]
 
 
 def test_notify_signed_with_another_key_is_refused(client, wallet, account, account_token, alipay_http, sandbox):

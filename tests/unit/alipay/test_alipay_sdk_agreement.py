@@ -132,8 +132,9 @@ def test_both_accept_the_same_notify_without_mutating_it_only_ours(sdk, alipay_k
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=16).filter(
     lambda name: name not in ("sign", "sign_type", "charset")
 )
+# No NUL: Alipay never sends one, and decoding refuses it (tested with the decoder).
 values = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=24
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24
 ) | st.sampled_from(["", '[{"amount":"1.00","fundChannel":"ALIPAYACCOUNT"}]', "a&b=c", "100%", "+ /"])
 notifies = st.dictionaries(names, values, min_size=1, max_size=10)
 tampering = st.sampled_from(["none", "value", "drop", "add", "sign", "key"])

@@ -752,16 +752,27 @@ def apply_trade_status(db: Database, clock: Clock, out_trade_no: str, status, *,
 
 
 def poll_pending_topups(db: Database, clock: Clock, gateway, *, batch: int = 200) -> dict[str, int]:
-    """Query stale pending orders: credit paid ones, close expired unpaid ones."""
+    """Query stale pending orders: credit paid ones, close expired unpaid ones.
+
+    Each run takes the ``batch`` orders queried least recently (never queried first, then the
+    oldest), and marks them queried: orders that stay pending run after run (Alipay down, a
+    close it keeps refusing, a paid amount that differs) cannot crowd out the others.
+    """
     now = clock.now()
     counts = {"queried": 0, "credited": 0, "closed": 0, "errors": 0}
-    with db.sessions() as session:
+    with db.transaction() as session:
         stale = session.execute(
             select(TopupOrder.out_trade_no, TopupOrder.expires_at)
             .where(TopupOrder.status == "pending", TopupOrder.created_at <= now - POLL_AFTER)
-            .order_by(TopupOrder.created_at)
+            .order_by(TopupOrder.last_queried_at.asc().nulls_first(), TopupOrder.created_at)
             .limit(batch)
         ).all()
+        if stale:
+            session.execute(
+                update(TopupOrder)
+                .where(TopupOrder.out_trade_no.in_([number for number, _ in stale]))
+                .values(last_queried_at=now)
+            )
     for out_trade_no, expires_at in stale:
         try:
             status = gateway.query(out_trade_no)

@@ -349,3 +349,36 @@ def test_admin_cannot_create_topups_for_a_foreign_role_and_amounts_are_strict(cl
     response = client.post(f"/api/v1/accounts/{account['id']}/topups",
                            json={"amount": "1.00", "method": "bitcoin"}, headers=bearer(account_token))
     assert response.status_code == 422
+
+
+def test_poll_job_takes_the_orders_queried_least_recently_so_none_is_starved(
+    client, wallet, account, account_token, alipay_http, sandbox
+):
+    from app.services.topups import poll_pending_topups
+
+    orders = []
+    for _ in range(3):
+        orders.append(create_topup(client, account, account_token)["out_trade_no"])
+        wallet.clock.advance(seconds=10)
+    wallet.clock.advance(minutes=2)  # all stale, none expired: each stays pending when queried
+
+    class Recording:
+        def __init__(self, gateway):
+            self.gateway, self.queried = gateway, []
+
+        def query(self, out_trade_no):
+            self.queried.append(out_trade_no)
+            return self.gateway.query(out_trade_no)
+
+        def close(self, out_trade_no):
+            return self.gateway.close(out_trade_no)
+
+    runs = []
+    for _ in range(2):
+        gateway = Recording(wallet.gateway)
+        poll_pending_topups(wallet.db, wallet.clock, gateway, batch=2)
+        runs.append(gateway.queried)
+        wallet.clock.advance(minutes=1)
+    assert runs[0] == orders[:2]
+    # The order left out of the first run comes first in the next, before those just queried.
+    assert runs[1] == [orders[2], orders[0]]

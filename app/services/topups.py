@@ -45,6 +45,8 @@ MAX_TOPUP_FEN = 100_000_000_00
 CLOSE_GRACE = timedelta(minutes=2)
 # Pending orders younger than this are left to their notify.
 POLL_AFTER = timedelta(minutes=1)
+# Gateway failures in a row (timeouts, broken answers) after which a poll run stops.
+UNREACHABLE_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -755,25 +757,31 @@ def poll_pending_topups(db: Database, clock: Clock, gateway, *, batch: int = 200
     """Query stale pending orders: credit paid ones, close expired unpaid ones.
 
     Each run takes the ``batch`` orders queried least recently (never queried first, then the
-    oldest), and marks them queried: orders that stay pending run after run (Alipay down, a
-    close it keeps refusing, a paid amount that differs) cannot crowd out the others.
+    oldest), each marked as it is queried: orders that stay pending run after run (a close
+    Alipay keeps refusing, a paid amount that differs) cannot crowd out the others. After
+    ``UNREACHABLE_AFTER`` failures in a row Alipay counts as unreachable and the rest of the
+    batch waits for the next run ("deferred"), rather than each order waiting out its timeout.
     """
     now = clock.now()
-    counts = {"queried": 0, "credited": 0, "closed": 0, "errors": 0}
-    with db.transaction() as session:
+    counts = {"queried": 0, "credited": 0, "closed": 0, "errors": 0, "deferred": 0}
+    with db.sessions() as session:
         stale = session.execute(
             select(TopupOrder.out_trade_no, TopupOrder.expires_at)
             .where(TopupOrder.status == "pending", TopupOrder.created_at <= now - POLL_AFTER)
             .order_by(TopupOrder.last_queried_at.asc().nulls_first(), TopupOrder.created_at)
             .limit(batch)
         ).all()
-        if stale:
+    failures = 0
+    for index, (out_trade_no, expires_at) in enumerate(stale):
+        if failures >= UNREACHABLE_AFTER:
+            counts["deferred"] = len(stale) - index
+            log.warning("Alipay unreachable: the other pending orders wait for the next poll",
+                        extra={"deferred": counts["deferred"]})
+            break
+        with db.transaction() as session:
             session.execute(
-                update(TopupOrder)
-                .where(TopupOrder.out_trade_no.in_([number for number, _ in stale]))
-                .values(last_queried_at=now)
+                update(TopupOrder).where(TopupOrder.out_trade_no == out_trade_no).values(last_queried_at=now)
             )
-    for out_trade_no, expires_at in stale:
         try:
             status = gateway.query(out_trade_no)
             counts["queried"] += 1
@@ -787,7 +795,14 @@ def poll_pending_topups(db: Database, clock: Clock, gateway, *, batch: int = 200
                 # then locally. Never alipay.trade.cancel: that refunds a paid trade.
                 gateway.close(out_trade_no)
                 counts["closed"] += _close_if_pending(db, clock, out_trade_no)
-        except (GatewayError, GatewayRejected):
+            failures = 0
+        except GatewayRejected:
+            # Alipay answered: a refusal of this order, not an outage.
+            failures = 0
+            counts["errors"] += 1
+            log.warning("top-up poll failed for one order", extra={"out_trade_no": out_trade_no})
+        except GatewayError:
+            failures += 1
             counts["errors"] += 1
             log.warning("top-up poll failed for one order", extra={"out_trade_no": out_trade_no})
     return counts

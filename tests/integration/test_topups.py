@@ -382,3 +382,52 @@ def test_poll_job_takes_the_orders_queried_least_recently_so_none_is_starved(
     assert runs[0] == orders[:2]
     # The order left out of the first run comes first in the next, before those just queried.
     assert runs[1] == [orders[2], orders[0]]
+
+
+def test_poll_job_stops_when_alipay_is_unreachable_and_the_rest_comes_first_next_time(
+    client, wallet, account, account_token, alipay_http, sandbox
+):
+    from app.domain.errors import GatewayTimeout
+    from app.services.topups import UNREACHABLE_AFTER, poll_pending_topups
+
+    orders = []
+    for _ in range(UNREACHABLE_AFTER + 2):
+        orders.append(create_topup(client, account, account_token)["out_trade_no"])
+        wallet.clock.advance(seconds=10)
+    wallet.clock.advance(minutes=2)
+
+    class Down:
+        def __init__(self):
+            self.queried = []
+
+        def query(self, out_trade_no):
+            self.queried.append(out_trade_no)
+            raise GatewayTimeout("Alipay did not answer in time")
+
+        def close(self, out_trade_no):
+            raise AssertionError("close while Alipay is down")
+
+    down = Down()
+    counts = poll_pending_topups(wallet.db, wallet.clock, down)
+    assert down.queried == orders[:UNREACHABLE_AFTER]
+    assert (counts["errors"], counts["deferred"], counts["queried"]) == (UNREACHABLE_AFTER, 2, 0)
+    wallet.clock.advance(minutes=1)
+
+    class Recording:
+        def __init__(self, gateway):
+            self.gateway, self.queried = gateway, []
+
+        def query(self, out_trade_no):
+            self.queried.append(out_trade_no)
+            return self.gateway.query(out_trade_no)
+
+        def close(self, out_trade_no):
+            return self.gateway.close(out_trade_no)
+
+    back = Recording(wallet.gateway)
+    counts = poll_pending_topups(wallet.db, wallet.clock, back)
+    # The orders the outage left out come first, then the ones that failed.
+    assert back.queried == orders[UNREACHABLE_AFTER:] + orders[:UNREACHABLE_AFTER]
+    assert counts["deferred"] == 0 and counts["errors"] == 0
+    with wallet.db.sessions() as session:
+        assert {session.get(TopupOrder, number).status for number in orders} == {"pending"}

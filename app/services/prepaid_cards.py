@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..adapters.db import Database
-from ..adapters.db.models import PrepaidCard
+from ..adapters.db.models import Coupon, LedgerTransaction, PrepaidCard
 from ..config import Settings
 from ..domain.errors import InsufficientFunds, InvalidInput, NotFound
 from ..domain.tiers import bonus_coupon_fen, card_expires_at, check_card_amount
@@ -23,11 +23,20 @@ log = logging.getLogger(__name__)
 
 
 def buy_prepaid_card(
-    db: Database, clock: Clock, settings: Settings, *, account_id: str, amount_fen: int, actor: str
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    *,
+    account_id: str,
+    amount_fen: int,
+    actor: str,
+    request_key: str | None = None,
 ) -> dict:
     """Buy a card with cash; the price becomes invoiceable and may earn a discount coupon.
 
-    Fails with nothing changed when cash is short.
+    Fails with nothing changed when cash is short. ``request_key`` (the client's idempotency
+    key, digested) keys the purchase in the ledger: a repeated request finds the card it bought
+    instead of buying another, even when the first one's answer was lost with its process.
     """
     check_card_amount(amount_fen)
     now = clock.now()
@@ -35,6 +44,10 @@ def buy_prepaid_card(
     tiers = [(tier.threshold_fen, tier.coupon_fen) for tier in settings.discount_tiers]
     with db.transaction() as session:
         account = lock_account(session, account_id)
+        if request_key is not None:
+            bought = _bought_for(session, account_id, request_key, amount_fen, now)
+            if bought is not None:
+                return bought
         if account.cash_fen < amount_fen:
             raise InsufficientFunds(
                 "the cash balance is too low to buy this card", code="insufficient_funds"
@@ -53,7 +66,7 @@ def buy_prepaid_card(
         ledger.record(
             session,
             account,
-            key=f"card-purchase:{card.id}",
+            key=_purchase_key(request_key) if request_key is not None else f"card-purchase:{card.id}",
             kind="card_purchase",
             postings=[
                 Posting("cash", -amount_fen),
@@ -90,6 +103,30 @@ def buy_prepaid_card(
         extra={"account_id": account_id, "card_id": result["card"]["id"], "amount_fen": amount_fen},
     )
     return result
+
+
+def _purchase_key(request_key: str) -> str:
+    return f"card-purchase:request:{request_key}"
+
+
+def _bought_for(session, account_id: str, request_key: str, amount_fen: int, now: datetime) -> dict | None:
+    """The answer of the purchase ``request_key`` already made, or None if it made none."""
+    reference = session.scalar(
+        select(LedgerTransaction.reference).where(LedgerTransaction.idempotency_key == _purchase_key(request_key))
+    )
+    if reference is None:
+        return None
+    card = session.get(PrepaidCard, reference.removeprefix("prepaid_card:"))
+    if card is None or card.account_id != account_id or card.price_fen != amount_fen:
+        raise InvalidInput(
+            "this Idempotency-Key was used with a different request", code="idempotency_key_reused"
+        )
+    bonus = session.scalar(
+        select(Coupon).where(
+            Coupon.account_id == account_id, Coupon.origin == "card_bonus", Coupon.origin_ref == reference
+        )
+    )
+    return {"card": card_view(card, now), "bonus_coupon": coupon_view(bonus, now) if bonus is not None else None}
 
 
 def allocate_prepaid_card(

@@ -12,6 +12,18 @@ from .auth import current_principal
 from .errors import domain_problem
 
 
+def request_key() -> str | None:
+    """The request's ``Idempotency-Key`` with its caller, digested; None without one.
+
+    For operations that key their own effect by it (a card purchase): a retry finds what the
+    first request did even when that request's stored answer was lost with its process.
+    """
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    return hashlib.sha256(f"{current_principal().actor}\0{key.strip()}".encode()).hexdigest()
+
+
 def _request_fingerprint() -> str:
     """Hash what the request says; a multipart body's random boundary is framing, not content."""
     if request.mimetype != "multipart/form-data":

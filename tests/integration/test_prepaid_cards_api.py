@@ -2,9 +2,9 @@
 from datetime import datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from app.adapters.db.models import LedgerEntry, PrepaidCard
+from app.adapters.db.models import Account, IdempotentRequest, LedgerEntry, PrepaidCard
 from tests.conftest import bearer
 from tests.integration.wallet_helpers import assert_ledger_clean, give_card, top_up, wallet_of
 
@@ -113,6 +113,44 @@ def test_a_purchase_replayed_with_its_idempotency_key_buys_once(client, admin_to
     assert wallet_of(client, admin_token, account["id"])["cash"] == "900.00"
 
 
+def test_a_purchase_whose_answer_was_lost_with_its_process_is_not_bought_again(
+        client, admin_token, new_account, wallet):
+    account = new_account()
+    top_up(wallet, account["id"], 50_000_00, "t1")
+    key = {"Idempotency-Key": "buy-lost"}
+    first = buy(client, admin_token, account["id"], "10000.00", key).get_json()
+    # The process died after the purchase committed, before its answer was stored: the key is
+    # still "in progress", and a retry after ABANDONED_AFTER runs the request again.
+    with wallet.db.transaction() as session:
+        session.execute(update(IdempotentRequest).values(
+            state="in_progress", response_status=None, response_body=None, response_content_type=None))
+    wallet.clock.advance(minutes=6)
+    again = buy(client, admin_token, account["id"], "10000.00", key)
+    assert again.status_code == 201, again.get_data(as_text=True)
+    body = again.get_json()
+    assert body["card"]["id"] == first["card"]["id"]
+    assert body["bonus_coupon"]["id"] == first["bonus_coupon"]["id"]
+    assert wallet_of(client, admin_token, account["id"])["cash"] == "40000.00"
+    with wallet.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(PrepaidCard)) == 1
+    assert_ledger_clean(wallet)
+
+
+def test_a_purchase_key_reused_for_another_amount_is_refused(new_account, wallet):
+    from app.domain.errors import InvalidInput
+    from app.services.prepaid_cards import buy_prepaid_card
+
+    account = new_account()
+    top_up(wallet, account["id"], 1_000_00, "t1")
+    buy_prepaid_card(wallet.db, wallet.clock, wallet.settings, account_id=account["id"], amount_fen=100_00,
+                     actor="test", request_key="k")
+    with pytest.raises(InvalidInput) as refused:
+        buy_prepaid_card(wallet.db, wallet.clock, wallet.settings, account_id=account["id"], amount_fen=200_00,
+                         actor="test", request_key="k")
+    assert refused.value.code == "idempotency_key_reused"
+    assert wallet_of_cash(wallet, account["id"]) == 900_00
+
+
 def test_admin_allocated_card_adds_balance_but_nothing_invoiceable(client, admin_token, new_account, wallet):
     account = new_account()
     card = give_card(client, admin_token, account["id"], "123.45", expires_at="2027-03-01T00:00:00+08:00")
@@ -156,3 +194,8 @@ def test_roles_for_cards(client, new_account, token_for, wallet):
     allocation = {"account_id": mine["id"], "amount": "10.00", "expires_at": "2027-01-01T00:00:00Z"}
     assert client.post("/api/v1/prepaid-cards", json=allocation, headers=bearer(mine_token)).status_code == 403
     assert wallet_of(client, finance, other["id"])["cash"] == "1000.00"
+
+
+def wallet_of_cash(wallet, account_id):
+    with wallet.db.transaction() as session:
+        return session.get(Account, account_id).cash_fen

@@ -5,7 +5,7 @@ from flask import jsonify
 
 from ...services import prepaid_cards
 from ..auth import current_principal, require
-from ..idempotency import idempotent
+from ..idempotency import idempotent, request_key
 from ..inputs import json_body, required_amount, required_datetime, required_str
 from . import api
 from .common import wallet
@@ -23,6 +23,7 @@ def buy_prepaid_card(account_id: str):
         account_id=account_id,
         amount_fen=required_amount(body),
         actor=current_principal().actor,
+        request_key=request_key(),
     )
     return jsonify(result), 201
 

@@ -11,8 +11,10 @@ from ..adapters.db import Database
 from ..adapters.db.models import Account, ActivationFailure, Coupon, CouponCode
 from ..domain.activation_codes import derive_code, generate_code, hash_code
 from ..domain.errors import Conflict, InvalidInput, NotFound, RateLimited
+from . import ledger
 from .accounts import existing_account
 from .clock import Clock
+from .idempotency import key_reused
 from .locks import lock_account, lock_token
 from .units import coupon_view, grant_coupon
 
@@ -44,13 +46,28 @@ def allocate_coupon(
     valid_from: datetime | None,
     expires_at: datetime,
     actor: str,
+    request_key: str | None = None,
 ) -> dict:
-    """Give an account a regular coupon, funded by a grant posting."""
+    """Give an account a regular coupon, funded by a grant posting.
+
+    ``request_key`` (the client's idempotency key, digested) keys the grant in the ledger: a
+    repeated request finds the coupon it gave instead of giving another, even when the first
+    one's answer was lost with its process.
+    """
     now = clock.now()
     valid_from = valid_from or now
     check_window(valid_from, expires_at, now)
+    key = f"coupon-grant:request:{request_key}" if request_key is not None else None
     with db.transaction() as session:
         account = _lock_referenced_account(session, account_id)
+        reference = ledger.reference_of(session, key) if key is not None else None
+        if reference is not None:
+            coupon = session.get(Coupon, int(reference.removeprefix("coupon:")))
+            if coupon is None or (coupon.account_id, coupon.face_value_fen, coupon.expires_at) != (
+                account_id, face_value_fen, expires_at
+            ):
+                raise key_reused()
+            return coupon_view(coupon, now)
         coupon = grant_coupon(
             session,
             account,
@@ -60,6 +77,7 @@ def allocate_coupon(
             expires_at=expires_at,
             origin="allocation",
             now=now,
+            key=key,
             actor=actor,
         )
         view = coupon_view(coupon, now)

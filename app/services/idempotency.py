@@ -58,10 +58,7 @@ def begin(
             )
         ).scalar_one()
         if row.request_hash != request_hash or row.method != method or row.path != path:
-            raise InvalidInput(
-                "this Idempotency-Key was used with a different request",
-                code="idempotency_key_reused",
-            )
+            raise key_reused()
         if row.state == "done":
             return StoredResponse(row.response_status, row.response_body or b"", row.response_content_type or "")
         if now - row.created_at < ABANDONED_AFTER:
@@ -80,6 +77,12 @@ def begin(
                 code="idempotency_in_progress",
             )
     return None
+
+
+def key_reused() -> InvalidInput:
+    return InvalidInput(
+        "this Idempotency-Key was used with a different request", code="idempotency_key_reused"
+    )
 
 
 def finish(db: Database, *, scope: str, key: str, response: StoredResponse) -> None:

@@ -58,6 +58,11 @@ def is_recorded(session: Session, key: str) -> bool:
     )
 
 
+def reference_of(session: Session, key: str) -> str | None:
+    """The reference of the movement recorded under ``key``; None when there is none."""
+    return session.scalar(select(LedgerTransaction.reference).where(LedgerTransaction.idempotency_key == key))
+
+
 def record(
     session: Session,
     account: Account,

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..adapters.db import Database
-from ..adapters.db.models import Coupon, LedgerTransaction, PrepaidCard
+from ..adapters.db.models import Coupon, PrepaidCard
 from ..config import Settings
 from ..domain.errors import InsufficientFunds, InvalidInput, NotFound
 from ..domain.tiers import bonus_coupon_fen, card_expires_at, check_card_amount
@@ -15,6 +15,7 @@ from . import ledger
 from .accounts import existing_account
 from .clock import Clock
 from .coupons import check_window
+from .idempotency import key_reused
 from .ledger import Posting
 from .locks import lock_account
 from .units import card_view, coupon_view, grant_coupon, new_card
@@ -111,22 +112,22 @@ def _purchase_key(request_key: str) -> str:
 
 def _bought_for(session, account_id: str, request_key: str, amount_fen: int, now: datetime) -> dict | None:
     """The answer of the purchase ``request_key`` already made, or None if it made none."""
-    reference = session.scalar(
-        select(LedgerTransaction.reference).where(LedgerTransaction.idempotency_key == _purchase_key(request_key))
-    )
+    reference = ledger.reference_of(session, _purchase_key(request_key))
     if reference is None:
         return None
-    card = session.get(PrepaidCard, reference.removeprefix("prepaid_card:"))
+    card = _card_of(session, reference)
     if card is None or card.account_id != account_id or card.price_fen != amount_fen:
-        raise InvalidInput(
-            "this Idempotency-Key was used with a different request", code="idempotency_key_reused"
-        )
+        raise key_reused()
     bonus = session.scalar(
         select(Coupon).where(
             Coupon.account_id == account_id, Coupon.origin == "card_bonus", Coupon.origin_ref == reference
         )
     )
     return {"card": card_view(card, now), "bonus_coupon": coupon_view(bonus, now) if bonus is not None else None}
+
+
+def _card_of(session, reference: str) -> PrepaidCard | None:
+    return session.get(PrepaidCard, int(reference.removeprefix("prepaid_card:")))
 
 
 def allocate_prepaid_card(
@@ -137,15 +138,28 @@ def allocate_prepaid_card(
     amount_fen: int,
     expires_at: datetime,
     actor: str,
+    request_key: str | None = None,
 ) -> dict:
-    """Give an account a card (partner or administrator); no cash paid, so nothing invoiceable."""
+    """Give an account a card (partner or administrator); no cash paid, so nothing invoiceable.
+
+    ``request_key`` keys the grant in the ledger as it keys a purchase (``buy_prepaid_card``).
+    """
     now = clock.now()
     check_window(now, expires_at, now)
+    key = f"card-grant:request:{request_key}" if request_key is not None else None
     with db.transaction() as session:
         try:
             account = lock_account(session, account_id)
         except NotFound as exc:
             raise InvalidInput(exc.detail, code="unknown_account", field="account_id") from exc
+        reference = ledger.reference_of(session, key) if key is not None else None
+        if reference is not None:
+            card = _card_of(session, reference)
+            if card is None or (card.account_id, card.face_value_fen, card.expires_at) != (
+                account_id, amount_fen, expires_at
+            ):
+                raise key_reused()
+            return card_view(card, now)
         card = new_card(
             session,
             account,
@@ -160,7 +174,7 @@ def allocate_prepaid_card(
         ledger.record(
             session,
             account,
-            key=f"card-grant:{card.id}",
+            key=key or f"card-grant:{card.id}",
             kind="card_grant",
             postings=[Posting("prepaid_card", amount_fen, card)],
             now=now,

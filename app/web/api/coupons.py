@@ -10,7 +10,7 @@ from ...domain.money import parse_amount
 from ...services import coupons, idempotency
 from ..auth import current_principal, require
 from ..errors import domain_problem
-from ..idempotency import idempotent
+from ..idempotency import idempotent, request_key
 from ..inputs import json_body, optional_datetime, optional_str, required_datetime, required_str
 from . import api
 from .common import wallet
@@ -30,7 +30,12 @@ def _allocate(body: dict):
     terms = _coupon_terms(body)
     account_id = required_str(body, "account_id", max_length=32)
     coupon = coupons.allocate_coupon(
-        wallet().db, wallet().clock, account_id=account_id, actor=current_principal().actor, **terms
+        wallet().db,
+        wallet().clock,
+        account_id=account_id,
+        actor=current_principal().actor,
+        request_key=request_key(),
+        **terms,
     )
     return jsonify(coupon), 201
 

@@ -40,6 +40,7 @@ def allocate_prepaid_card():
         amount_fen=required_amount(body),
         expires_at=required_datetime(body, "expires_at"),
         actor=current_principal().actor,
+        request_key=request_key(),
     )
     return jsonify(card), 201
 

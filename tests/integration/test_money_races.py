@@ -6,7 +6,6 @@ the final state (statuses, ledger keys, balances, ``ledger.verify``), never on t
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -30,6 +29,7 @@ from app.services.reconcile import reconcile
 from app.services.topups import poll_pending_topups
 from tests.conftest import bearer
 from tests.integration.statement_helpers import csv_file, row, upload
+from tests.integration.wallet_helpers import at_once as run_at_once
 from tests.integration.wallet_helpers import (
     add_workspace,
     assert_ledger_clean,
@@ -49,22 +49,8 @@ def db_url(pg_url):
 
 
 def at_once(count, work):
-    """Run ``work(i)`` in ``count`` threads released together; return results or exceptions."""
-    barrier, results = threading.Barrier(count), [None] * count
-
-    def run(index):
-        barrier.wait()
-        try:
-            results[index] = work(index)
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread met
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
+    """``wallet_helpers.at_once``, where no racing call may fail outright."""
+    results = run_at_once(count, work)
     assert not any(isinstance(r, Exception) for r in results), results
     return results
 

@@ -351,6 +351,20 @@ def test_admin_cannot_create_topups_for_a_foreign_role_and_amounts_are_strict(cl
     assert response.status_code == 422
 
 
+class RecordingGateway:
+    """The app's gateway, noting which orders were queried."""
+
+    def __init__(self, gateway):
+        self.gateway, self.queried = gateway, []
+
+    def query(self, out_trade_no):
+        self.queried.append(out_trade_no)
+        return self.gateway.query(out_trade_no)
+
+    def close(self, out_trade_no):
+        return self.gateway.close(out_trade_no)
+
+
 def test_poll_job_takes_the_orders_queried_least_recently_so_none_is_starved(
     client, wallet, account, account_token, alipay_http, sandbox
 ):
@@ -362,20 +376,9 @@ def test_poll_job_takes_the_orders_queried_least_recently_so_none_is_starved(
         wallet.clock.advance(seconds=10)
     wallet.clock.advance(minutes=2)  # all stale, none expired: each stays pending when queried
 
-    class Recording:
-        def __init__(self, gateway):
-            self.gateway, self.queried = gateway, []
-
-        def query(self, out_trade_no):
-            self.queried.append(out_trade_no)
-            return self.gateway.query(out_trade_no)
-
-        def close(self, out_trade_no):
-            return self.gateway.close(out_trade_no)
-
     runs = []
     for _ in range(2):
-        gateway = Recording(wallet.gateway)
+        gateway = RecordingGateway(wallet.gateway)
         poll_pending_topups(wallet.db, wallet.clock, gateway, batch=2)
         runs.append(gateway.queried)
         wallet.clock.advance(minutes=1)
@@ -413,18 +416,7 @@ def test_poll_job_stops_when_alipay_is_unreachable_and_the_rest_comes_first_next
     assert (counts["errors"], counts["deferred"], counts["queried"]) == (UNREACHABLE_AFTER, 2, 0)
     wallet.clock.advance(minutes=1)
 
-    class Recording:
-        def __init__(self, gateway):
-            self.gateway, self.queried = gateway, []
-
-        def query(self, out_trade_no):
-            self.queried.append(out_trade_no)
-            return self.gateway.query(out_trade_no)
-
-        def close(self, out_trade_no):
-            return self.gateway.close(out_trade_no)
-
-    back = Recording(wallet.gateway)
+    back = RecordingGateway(wallet.gateway)
     counts = poll_pending_topups(wallet.db, wallet.clock, back)
     # The orders the outage left out come first, then the ones that failed.
     assert back.queried == orders[UNREACHABLE_AFTER:] + orders[:UNREACHABLE_AFTER]

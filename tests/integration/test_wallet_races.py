@@ -1,7 +1,6 @@
 """Concurrency on PostgreSQL: row locks keep balances right, unique keys keep movements single."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from app.services.coupons import activate_coupon, allocate_coupon
 from app.services.expiry import expire_credits
 from app.services.prepaid_cards import allocate_prepaid_card, buy_prepaid_card
 from app.services.tokens import authenticate, create_token
-from tests.integration.wallet_helpers import assert_ledger_clean, top_up
+from tests.integration.wallet_helpers import assert_ledger_clean, at_once, top_up
 
 pytestmark = pytest.mark.postgres
 
@@ -25,25 +24,6 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def pg_wallet(make_app, pg_url):
     return make_app(pg_url).extensions["wallet"]
-
-
-def at_once(count, work):
-    """Run ``work(i)`` in ``count`` threads released together; return results or exceptions."""
-    barrier, results = threading.Barrier(count), [None] * count
-
-    def run(index):
-        barrier.wait()
-        try:
-            results[index] = work(index)
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread met
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def funded_account(wallet, *, cash_fen, coupons=(), cards=()):

@@ -1,6 +1,8 @@
 """Helpers for the wallet-rules tests: set up accounts, units and bills over the API."""
 from __future__ import annotations
 
+import threading
+
 from app.services import ledger
 from tests.conftest import bearer
 
@@ -58,3 +60,23 @@ def assert_ledger_clean(wallet):
 def drawn(response):
     """Return a bill response's allocations as (source, amount) pairs."""
     return [(a["source"], a["amount"]) for a in response.get_json()["allocations"]]
+
+
+def at_once(count, work):
+    """Run ``work(i)`` in ``count`` threads released together; return results or exceptions."""
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def run(index):
+        barrier.wait()
+        try:
+            results[index] = work(index)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread met
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
+    return results

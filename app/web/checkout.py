@@ -13,8 +13,11 @@ from flask import Blueprint, abort, current_app, jsonify, render_template
 from ..domain.errors import NotFound
 from ..domain.money import format_fen
 from ..services import topups
+from .page_session import page_headers
 
 pages = Blueprint("pages", __name__)
+# A payment page in someone else's frame is a clickjacking lure; its status is never cached.
+pages.after_request(page_headers)
 
 
 def _order(out_trade_no: str):

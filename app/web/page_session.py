@@ -65,6 +65,15 @@ def check_csrf() -> None:
         abort(400, "The form has expired or did not come from this site. Please try again.")
 
 
+def page_headers(response: Response) -> Response:
+    """What every page of ours answers with: never cached, never framed, never sniffed."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
 def page_principal() -> Principal | None:
     """Return the signed-in principal while its token is still valid, else None."""
     if "principal" in g:
@@ -116,13 +125,7 @@ def guard(blueprint: Blueprint, *, roles: tuple[str, ...] | None, others_to_home
         check_csrf()
         return None
 
-    @blueprint.after_request
-    def _headers(response: Response) -> Response:
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    blueprint.after_request(page_headers)
 
     for status in (400, 403, 404, 405):
         blueprint.register_error_handler(status, _error_page)

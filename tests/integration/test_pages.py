@@ -274,3 +274,17 @@ def test_finance_console_lists_statement_lines_by_status(app, wallet, token_for,
     assert finance.get("/finance/?status=bogus&after=x").status_code == 200
     # "²" passes str.isdigit() but is no number int() reads.
     assert finance.get("/finance/?after=%C2%B2").status_code == 200
+
+
+def test_checkout_and_result_pages_are_never_framed_cached_or_sniffed(client, account_client, alipay_http):
+    form = account_client.get("/billing/recharge")
+    response = account_client.post(
+        "/billing/recharge", data={"amount": "100.00", "method": "alipay", "csrf_token": csrf_of(form)}
+    )
+    checkout = response.headers["Location"]
+    for path in (checkout, f"{checkout}/status", f"{checkout}/result", "/checkout/result"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert page.headers["X-Frame-Options"] == "DENY", path
+        assert page.headers["X-Content-Type-Options"] == "nosniff", path
+        assert page.headers["Cache-Control"] == "no-store", path

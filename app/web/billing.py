@@ -1,15 +1,16 @@
-"""The customer's pages: the wallet, recharging with Alipay, bank-transfer details."""
+"""The customer's pages: the wallet, recharging with Alipay, bank-transfer details, activating
+coupon codes."""
 from __future__ import annotations
 
 import logging
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
-from ..domain.errors import DomainError, GatewayError, GatewayRejected, InvalidInput
+from ..domain.errors import DomainError, GatewayError, GatewayRejected, InvalidInput, RateLimited
 from ..domain.money import parse_amount
 from ..domain.remittance import display
 from ..services import accounts, topups
-from ..services.coupons import list_coupons
+from ..services.coupons import activate_coupon, list_coupons
 from ..services.prepaid_cards import list_prepaid_cards
 from ..services.wallet import ledger_page, wallet_figures
 from .page_session import guard
@@ -20,6 +21,7 @@ guard(billing, roles=("account",), others_to_home=True)
 
 METHODS = ("alipay", "bank_transfer")
 RECENT_ENTRIES = 20
+MAX_CODE_LENGTH = 100
 
 
 def _wallet():
@@ -103,6 +105,42 @@ def bank_transfer():
         remittance_code=display(account.remittance_code),
         amount_fen=amount_fen,
     )
+
+
+@billing.get("/coupons/activate")
+def activate_form():
+    return render_template("billing/activate_coupon.html", error=None)
+
+
+@billing.post("/coupons/activate")
+def activate_submit():
+    code = request.form.get("code", "").strip()
+
+    def again(error: str, status: int):
+        return render_template("billing/activate_coupon.html", error=error), status
+
+    if not code:
+        return again("Enter the activation code.", 422)
+    if len(code) > MAX_CODE_LENGTH:
+        return again("This activation code is unknown.", 422)
+    w, principal = _wallet(), g.principal
+    try:
+        activate_coupon(
+            w.db,
+            w.clock,
+            secret_key=w.settings.secret_key,
+            account_id=principal.account_id,
+            code=code,
+            token_id=principal.token_id,
+            actor=principal.actor,
+        )
+    except (InvalidInput, RateLimited) as exc:
+        return again(_sentence(exc.detail), exc.status)
+    return redirect(url_for(".wallet_page"))
+
+
+def _sentence(detail: str) -> str:
+    return detail[:1].upper() + detail[1:] + ("" if detail.endswith(".") else ".")
 
 
 @billing.route("/<path:_rest>", methods=["GET", "POST"])

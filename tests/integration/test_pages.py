@@ -288,3 +288,54 @@ def test_checkout_and_result_pages_are_never_framed_cached_or_sniffed(client, ac
         assert page.headers["X-Frame-Options"] == "DENY", path
         assert page.headers["X-Content-Type-Options"] == "nosniff", path
         assert page.headers["Cache-Control"] == "no-store", path
+
+
+def issue_code(wallet, amount_fen: int = 5000, days: int = 30) -> str:
+    from app.services.coupons import issue_codes
+
+    now = wallet.clock.now()
+    return issue_codes(wallet.db, wallet.clock, secret_key=wallet.settings.secret_key, count=1,
+                       face_value_fen=amount_fen, valid_from=now, expires_at=now + timedelta(days=days),
+                       actor="test")[0]
+
+
+def activate(account_client, code: str):
+    form = account_client.get("/billing/coupons/activate")
+    assert form.status_code == 200
+    return account_client.post("/billing/coupons/activate", data={"code": code, "csrf_token": csrf_of(form)})
+
+
+def test_coupon_code_is_activated_from_the_page(account_client, wallet):
+    assert 'href="/billing/coupons/activate"' in account_client.get("/billing/").get_data(as_text=True)
+    response = activate(account_client, issue_code(wallet, 5000))
+    assert response.status_code == 302 and response.headers["Location"] == "/billing/"
+    page = account_client.get("/billing/")
+    assert by_testid(page, "regular-coupons") == "50.00"
+    assert "50.00" in page.get_data(as_text=True).split('data-testid="coupons"')[1]
+
+
+@pytest.mark.parametrize("case, status, words", [
+    ("empty", 422, "Enter"), ("unknown", 422, "unknown"), ("used", 422, "used"),
+])
+def test_bad_coupon_codes_show_a_clear_error(account_client, wallet, case, status, words):
+    code = {"empty": "", "unknown": "NOPE-NOPE-NOPE", "used": None}[case]
+    if case == "used":
+        code = issue_code(wallet)
+        assert activate(account_client, code).status_code == 302
+    response = activate(account_client, code)
+    assert response.status_code == status
+    assert words in by_testid(response, "activate-error")
+    assert by_testid(account_client.get("/billing/"), "regular-coupons") == ("50.00" if case == "used" else "0.00")
+
+
+def test_too_many_wrong_codes_are_refused_in_the_form(account_client):
+    for _ in range(10):
+        assert activate(account_client, "WRONG-CODE").status_code == 422
+    response = activate(account_client, "WRONG-CODE")
+    assert response.status_code == 429
+    assert "too many" in by_testid(response, "activate-error").lower()
+
+
+
+def test_coupon_form_needs_the_csrf_token(account_client):
+    assert account_client.post("/billing/coupons/activate", data={"code": "X"}).status_code == 400

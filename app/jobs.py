@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
@@ -94,6 +95,14 @@ register_job(
 )
 
 
+# A run holds its job's lease this long and renews it every LEASE_RENEW_SECONDS while it runs,
+# however long that takes (a slow statements import, or alipay-poll during an Alipay outage): no
+# second run starts beside it. The lease of a process killed mid-run lapses after LEASE_TTL,
+# and the job runs again at its next tick.
+LEASE_TTL = timedelta(minutes=2)
+LEASE_RENEW_SECONDS = 30.0
+
+
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -114,6 +123,43 @@ def acquire_lease(wallet: Wallet, name: str, holder: str, ttl: timedelta) -> boo
             .values(holder=holder, expires_at=now + ttl)
         ).rowcount
     return bool(taken)
+
+
+def renew_lease(wallet: Wallet, name: str, holder: str, ttl: timedelta) -> bool:
+    """Extend ``holder``'s lease on ``name``; False when it no longer holds it."""
+    with wallet.db.transaction() as session:
+        renewed = session.execute(
+            update(JobLock)
+            .where(JobLock.name == name, JobLock.holder == holder)
+            .values(expires_at=wallet.clock.now() + ttl)
+        ).rowcount
+    return bool(renewed)
+
+
+class _LeaseRenewal:
+    """A thread renewing the lease while the run lasts."""
+
+    def __init__(self, wallet: Wallet, name: str, holder: str):
+        self._args = (wallet, name, holder)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease:{name}", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        wallet, name, holder = self._args
+        while not self._stopped.wait(LEASE_RENEW_SECONDS):
+            try:
+                if not renew_lease(wallet, name, holder, LEASE_TTL):
+                    log.warning("job lease lost: another process may run the job", extra={"job": name})
+            except Exception:  # noqa: BLE001 - retried at the next renewal
+                log.warning("job lease not renewed", extra={"job": name}, exc_info=True)
 
 
 def release_lease(wallet: Wallet, name: str, holder: str) -> None:
@@ -142,32 +188,37 @@ def run_job(wallet: Wallet, name: str, *, slot: str | None = None, holder: str |
     job = JOBS[name]
     holder = holder or holder_name()
     slot = slot or f"manual:{wallet.clock.now().isoformat()}:{holder}"
-    if not acquire_lease(wallet, name, holder, ttl=timedelta(seconds=max(job.interval_seconds, 600))):
+    if not acquire_lease(wallet, name, holder, ttl=LEASE_TTL):
         log.info("job skipped: another process holds its lease", extra={"job": name})
         return None
     try:
-        run_id = claim_slot(wallet, name, slot, holder)
-        if run_id is None:
-            log.info("job skipped: this slot already ran", extra={"job": name, "slot": slot})
-            return None
-        try:
-            summary = job.run(wallet)
-            outcome = "ok"
-        except Exception as exc:
-            summary, outcome = f"{type(exc).__name__}: {exc}", "failed"
-            log.exception("job failed", extra={"job": name})
-            raise
-        finally:
-            with wallet.db.transaction() as session:
-                session.execute(
-                    update(JobRun)
-                    .where(JobRun.id == run_id)
-                    .values(finished_at=wallet.clock.now(), outcome=outcome, detail=summary[:2000])
-                )
-        log.info("job finished", extra={"job": name, "summary": summary})
-        return summary
+        with _LeaseRenewal(wallet, name, holder):
+            return _run_claimed(wallet, job, slot, holder)
     finally:
         release_lease(wallet, name, holder)
+
+
+def _run_claimed(wallet: Wallet, job: Job, slot: str, holder: str) -> str | None:
+    run_id = claim_slot(wallet, job.name, slot, holder)
+    if run_id is None:
+        log.info("job skipped: this slot already ran", extra={"job": job.name, "slot": slot})
+        return None
+    try:
+        summary = job.run(wallet)
+        outcome = "ok"
+    except Exception as exc:
+        summary, outcome = f"{type(exc).__name__}: {exc}", "failed"
+        log.exception("job failed", extra={"job": job.name})
+        raise
+    finally:
+        with wallet.db.transaction() as session:
+            session.execute(
+                update(JobRun)
+                .where(JobRun.id == run_id)
+                .values(finished_at=wallet.clock.now(), outcome=outcome, detail=summary[:2000])
+            )
+    log.info("job finished", extra={"job": job.name, "summary": summary})
+    return summary
 
 
 def run_scheduler(wallet: Wallet) -> None:

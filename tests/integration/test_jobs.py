@@ -51,3 +51,59 @@ def test_jobs_cli_lists_and_runs(app):
     assert ran.exit_code == 0 and "ledger clean" in ran.output
     unknown = runner.invoke(args=["jobs", "run", "nope"])
     assert unknown.exit_code == 2
+
+
+def lease_expiry(wallet, name):
+    from app.adapters.db.models import JobLock
+
+    with wallet.db.sessions() as session:
+        lock = session.get(JobLock, name)
+        return None if lock is None else lock.expires_at
+
+
+def test_a_run_that_outlives_its_lease_renews_it_and_no_second_run_starts(wallet, monkeypatch):
+    import time
+    from datetime import timedelta
+
+    from app import jobs
+
+    monkeypatch.setattr(jobs, "LEASE_RENEW_SECONDS", 0.01, raising=False)
+    second_run = []
+
+    def slow(w):
+        w.clock.advance(hours=1)  # far longer than any lease
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            expiry = lease_expiry(w, "slow-test")
+            if expiry is not None and expiry > w.clock.now():
+                break
+            time.sleep(0.01)
+        second_run.append(acquire_lease(w, "slow-test", "other-host:2", timedelta(minutes=5)))
+        return "slow done"
+
+    register_job(Job("slow-test", 60, slow, "test job"))
+    try:
+        assert run_job(wallet, "slow-test", slot="s1", holder="host-a:1") == "slow done"
+    finally:
+        JOBS.pop("slow-test")
+    assert second_run == [False]
+    assert lease_expiry(wallet, "slow-test") is None  # released when the run ended
+
+
+def test_the_lease_of_a_process_killed_mid_run_lapses_and_the_job_runs_at_a_later_tick(wallet, monkeypatch):
+    from app import jobs
+
+    calls = []
+    register_job(Job("killed-test", 60, lambda w: calls.append(1) or "ran", "test job"))
+    try:
+        # The process dies before it can release its lease (SIGKILL, a lost host).
+        with monkeypatch.context() as dying:
+            dying.setattr(jobs, "release_lease", lambda *args: None)
+            run_job(wallet, "killed-test", slot="s1", holder="killed-host:1")
+        assert run_job(wallet, "killed-test", slot="s2", holder="host-b:2") is None
+        # alipay-poll runs every minute: a dead holder may not stop it for ten.
+        wallet.clock.advance(minutes=3)
+        assert run_job(wallet, "killed-test", slot="s3", holder="host-b:2") == "ran"
+    finally:
+        JOBS.pop("killed-test")
+    assert calls == [1, 1]

@@ -1,17 +1,26 @@
 """The customer's pages: the wallet, recharging with Alipay, bank-transfer details, activating
-coupon codes."""
+coupon codes and buying prepaid cards."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
-from ..domain.errors import DomainError, GatewayError, GatewayRejected, InvalidInput, RateLimited
+from ..domain.errors import (
+    DomainError,
+    GatewayError,
+    GatewayRejected,
+    InsufficientFunds,
+    InvalidInput,
+    RateLimited,
+)
 from ..domain.money import parse_amount
 from ..domain.remittance import display
 from ..services import accounts, topups
 from ..services.coupons import activate_coupon, list_coupons
-from ..services.prepaid_cards import list_prepaid_cards
+from ..services.prepaid_cards import buy_prepaid_card, list_prepaid_cards
 from ..services.wallet import ledger_page, wallet_figures
 from .page_session import guard
 
@@ -137,6 +146,56 @@ def activate_submit():
     except (InvalidInput, RateLimited) as exc:
         return again(_sentence(exc.detail), exc.status)
     return redirect(url_for(".wallet_page"))
+
+
+@billing.get("/prepaid-cards/buy")
+def buy_card_form():
+    return _buy_card_page(amount="", error=None)
+
+
+@billing.post("/prepaid-cards/buy")
+def buy_card_submit():
+    amount_text = request.form.get("amount", "")
+    request_id = request.form.get("request_id", "")
+    w, principal = _wallet(), g.principal
+    try:
+        amount_fen = parse_amount(amount_text)
+        buy_prepaid_card(
+            w.db,
+            w.clock,
+            w.settings,
+            account_id=principal.account_id,
+            amount_fen=amount_fen,
+            actor=principal.actor,
+            # The form's one-time id keys the purchase: sending the same form twice buys one card.
+            request_key=_form_key(request_id) if 0 < len(request_id) <= 64 else None,
+        )
+    except InsufficientFunds:
+        return _buy_card_page(amount_text, "Your cash balance is too low to buy this card. Recharge first.", 409)
+    except InvalidInput as exc:
+        if exc.code == "idempotency_key_reused":
+            shown = "This form was already used for another purchase. Please submit again."
+            return _buy_card_page(amount_text, shown, 409)
+        return _buy_card_page(amount_text, _sentence(exc.detail), exc.status)
+    return redirect(url_for(".wallet_page"))
+
+
+def _buy_card_page(amount: str, error: str | None, status: int = 200):
+    w = _wallet()
+    figures = wallet_figures(w.db, g.principal.account_id, w.clock.now())
+    page = render_template(
+        "billing/buy_card.html",
+        amount=amount,
+        error=error,
+        cash_fen=figures.cash_fen,
+        request_id=secrets.token_urlsafe(24),
+        tiers=sorted(w.settings.discount_tiers, key=lambda tier: tier.threshold_fen),
+    )
+    return page, status
+
+
+def _form_key(request_id: str) -> str:
+    return hashlib.sha256(f"{g.principal.actor}\0page:{request_id}".encode()).hexdigest()
 
 
 def _sentence(detail: str) -> str:

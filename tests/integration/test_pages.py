@@ -336,6 +336,50 @@ def test_too_many_wrong_codes_are_refused_in_the_form(account_client):
     assert "too many" in by_testid(response, "activate-error").lower()
 
 
-
 def test_coupon_form_needs_the_csrf_token(account_client):
     assert account_client.post("/billing/coupons/activate", data={"code": "X"}).status_code == 400
+
+
+def fund(wallet, account, amount_fen: int) -> None:
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.credit_topup(session, acc, amount_fen=amount_fen, key=f"t:{amount_fen}", kind="topup_alipay",
+                            now=wallet.clock.now(), reference="T1", memo="")
+
+
+def test_prepaid_card_is_bought_from_the_page_once_per_form(account_client, wallet, account):
+    fund(wallet, account, 2_000_000)
+    assert 'href="/billing/prepaid-cards/buy"' in account_client.get("/billing/").get_data(as_text=True)
+    form = account_client.get("/billing/prepaid-cards/buy")
+    assert form.status_code == 200
+    data = {"amount": "10000", "csrf_token": csrf_of(form),
+            "request_id": re.search(r'name="request_id" value="([^"]+)"', form.get_data(as_text=True)).group(1)}
+    response = account_client.post("/billing/prepaid-cards/buy", data=data)
+    assert response.status_code == 302 and response.headers["Location"] == "/billing/"
+    # The same form sent again (a double click, a retry) buys nothing more.
+    assert account_client.post("/billing/prepaid-cards/buy", data=data).status_code == 302
+    page = account_client.get("/billing/")
+    assert by_testid(page, "prepaid-cards") == "10000.00"
+    assert by_testid(page, "discount-coupons") == "1000.00"
+    assert by_testid(page, "cash-balance") == "10000.00"
+    assert by_testid(page, "invoiceable") == "10000.00"
+
+
+@pytest.mark.parametrize("amount, status, words", [
+    ("150.00", 422, "multiple of 100"), ("1e2", 422, "not an amount"), ("", 422, "amount"),
+    ("300.00", 409, "too low"),
+])
+def test_bad_card_purchases_show_the_error_in_the_form(account_client, wallet, account, amount, status, words):
+    fund(wallet, account, 20000)
+    form = account_client.get("/billing/prepaid-cards/buy")
+    response = account_client.post("/billing/prepaid-cards/buy", data={"amount": amount, "csrf_token": csrf_of(form)})
+    assert response.status_code == status
+    assert words in by_testid(response, "buy-card-error")
+    page = account_client.get("/billing/")
+    assert by_testid(page, "cash-balance") == "200.00" and by_testid(page, "prepaid-cards") == "0.00"
+
+
+def test_card_form_needs_the_csrf_token(account_client, wallet, account):
+    fund(wallet, account, 20000)
+    assert account_client.post("/billing/prepaid-cards/buy", data={"amount": "100.00"}).status_code == 400
+    assert by_testid(account_client.get("/billing/"), "cash-balance") == "200.00"

@@ -221,6 +221,19 @@ def _run_claimed(wallet: Wallet, job: Job, slot: str, holder: str) -> str | None
     return summary
 
 
+def scheduler_tick(wallet: Wallet, job: Job, holder: str) -> None:
+    """Run ``job`` for the current slot; whatever fails is logged and the scheduler keeps going."""
+    slot = str(int(wallet.clock.now().timestamp()) // job.interval_seconds)
+    try:
+        run_job(wallet, job.name, slot=slot, holder=holder)
+    except Exception as exc:  # noqa: BLE001 - the next tick tries again
+        # A failure of the job itself was logged with its traceback; this also names one the job
+        # never reached (the database unreachable while taking the lease or the slot).
+        log.error(
+            "scheduled job run failed", extra={"job": job.name, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        )
+
+
 def run_scheduler(wallet: Wallet) -> None:
     """Run every job on its interval in this process, in the foreground, until stopped."""
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -229,19 +242,11 @@ def run_scheduler(wallet: Wallet) -> None:
     holder = holder_name()
     scheduler = BlockingScheduler(timezone="UTC")
 
-    def tick(job: Job) -> None:
-        now = wallet.clock.now()
-        slot = str(int(now.timestamp()) // job.interval_seconds)
-        try:
-            run_job(wallet, job.name, slot=slot, holder=holder)
-        except Exception:  # noqa: BLE001 - logged in run_job; the scheduler keeps going
-            pass
-
     for job in JOBS.values():
         scheduler.add_job(
-            tick,
+            scheduler_tick,
             IntervalTrigger(seconds=job.interval_seconds),
-            args=[job],
+            args=[wallet, job, holder],
             id=job.name,
             max_instances=1,
             coalesce=True,

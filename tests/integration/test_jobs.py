@@ -107,3 +107,26 @@ def test_the_lease_of_a_process_killed_mid_run_lapses_and_the_job_runs_at_a_late
     finally:
         JOBS.pop("killed-test")
     assert calls == [1, 1]
+
+
+def test_a_scheduler_tick_with_the_database_unreachable_is_logged_and_the_next_tick_runs(wallet, tmp_path, caplog):
+    import dataclasses
+    import logging
+
+    from app import jobs
+    from app.adapters.db import Database
+
+    calls = []
+    job = Job("tick-test", 60, lambda w: calls.append(1) or "ran", "test job")
+    register_job(job)
+    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-folder' / 'wallet.sqlite3'}")
+    try:
+        with caplog.at_level(logging.ERROR, logger="app.jobs"):
+            jobs.scheduler_tick(dataclasses.replace(wallet, db=unreachable), job, "host-a:1")
+        assert [r.job for r in caplog.records if r.name == "app.jobs"] == ["tick-test"]
+        assert "OperationalError" in caplog.records[-1].error
+        jobs.scheduler_tick(wallet, job, "host-a:1")
+    finally:
+        JOBS.pop("tick-test")
+        unreachable.dispose()
+    assert calls == [1]

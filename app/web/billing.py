@@ -42,7 +42,9 @@ def wallet_page():
     w, account_id = _wallet(), g.principal.account_id
     account = accounts.get_account(w.db, account_id)
     figures = wallet_figures(w.db, account_id, w.clock.now())
-    entries, more = ledger_page(w.db, account_id, before_id=None, limit=RECENT_ENTRIES)
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
+    entries, more = ledger_page(w.db, account_id, before_id=before_id, limit=RECENT_ENTRIES)
     return render_template(
         "billing/wallet.html",
         account=account,
@@ -50,7 +52,8 @@ def wallet_page():
         figures=figures,
         balance_fen=figures.cash_fen - figures.arrears_fen,
         entries=entries,
-        more_entries=more is not None,
+        older_than=more,
+        paged=before_id is not None,
         coupons=list_coupons(w.db, w.clock, account_id),
         cards=list_prepaid_cards(w.db, w.clock, account_id),
     )

@@ -383,3 +383,20 @@ def test_card_form_needs_the_csrf_token(account_client, wallet, account):
     fund(wallet, account, 20000)
     assert account_client.post("/billing/prepaid-cards/buy", data={"amount": "100.00"}).status_code == 400
     assert by_testid(account_client.get("/billing/"), "cash-balance") == "200.00"
+
+
+def test_older_transactions_can_be_paged_through(account_client, wallet, account):
+    for n in range(25):
+        with wallet.db.transaction() as session:
+            acc = ledger.lock_account(session, account["id"])
+            ledger.credit_topup(session, acc, amount_fen=100 + n, key=f"t:{n}", kind="topup_alipay",
+                                now=wallet.clock.now(), reference=f"T{n:02d}", memo="")
+    page = account_client.get("/billing/").get_data(as_text=True)
+    assert "T24" in page and "T05" in page and "T04" not in page
+    older = re.search(r'href="(/billing/\?before=\d+)[^"]*"[^>]*data-testid="older-entries"', page)
+    assert older, "no link to older entries"
+    rest = account_client.get(older.group(1)).get_data(as_text=True)
+    assert all(f"T{n:02d}" in rest for n in range(5)) and "T05" not in rest
+    assert 'data-testid="older-entries"' not in rest
+    for bad in ("x", "-1", "%C2%B2", "9" * 30):
+        assert account_client.get(f"/billing/?before={bad}").status_code == 200

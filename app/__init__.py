@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from .adapters.db import Database
-from .config import Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .logs import configure_logging
 from .services.clock import Clock
 from .wiring import Wallet
@@ -33,9 +33,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.session_interface = CookieSessions()
     app.json.sort_keys = False
     app.json.ensure_ascii = False
-    app.extensions["wallet"] = Wallet(
-        settings=settings, db=Database(settings.database_url), clock=clock or Clock()
-    )
+    app.extensions["wallet"] = Wallet(settings=settings, db=_database(settings), clock=clock or Clock())
 
     from .alipay_setup import register_alipay
     from .cli import register_cli
@@ -47,3 +45,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     register_routes(app)
     register_cli(app)
     return app
+
+
+def _database(settings: Settings) -> Database:
+    """The database of the settings; a URL that cannot work is a ConfigError naming no value."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return Database(settings.database_url)
+    except ArgumentError as exc:  # unparsable, or an unknown dialect or driver name
+        raise ConfigError("DATABASE_URL is not a database URL SQLAlchemy can use") from exc
+    except ImportError as exc:
+        raise ConfigError(f"DATABASE_URL needs a database driver that is not installed ({exc.name})") from exc

@@ -25,13 +25,16 @@ def _key_file(path: Path) -> str:
     """Return the private key PEM at ``path``, generating it on first use (development only)."""
     from .adapters.alipay.keys import generate_keypair
 
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        private_pem, _public_pem = generate_keypair()
-        path.write_text(private_pem)
-        path.chmod(0o600)
-        log.info("generated a development key", extra={"path": str(path)})
-    return path.read_text()
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            private_pem, _public_pem = generate_keypair()
+            path.write_text(private_pem)
+            path.chmod(0o600)
+            log.info("generated a development key", extra={"path": str(path)})
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"development key file {str(path)!r} cannot be created or read: {exc.strerror}") from None
 
 
 def build_alipay(settings: Settings, now=None) -> AlipaySetup:
@@ -59,8 +62,11 @@ def build_alipay(settings: Settings, now=None) -> AlipaySetup:
     from .adapters.alipay.sandbox import SandboxState
 
     keys = settings.instance_path / "keys"
-    app_private = load_app_private_key(settings.alipay_app_private_key or _key_file(keys / "app_private.pem"))
-    sandbox_private = load_app_private_key(_key_file(keys / "sandbox_alipay_private.pem"))
+    try:
+        app_private = load_app_private_key(settings.alipay_app_private_key or _key_file(keys / "app_private.pem"))
+        sandbox_private = load_app_private_key(_key_file(keys / "sandbox_alipay_private.pem"))
+    except ValueError as exc:
+        raise ConfigError(f"Alipay keys: {exc}") from exc
     alipay_public = sandbox_private.public_key()
     sandbox = SandboxState(
         app_id=settings.alipay_app_id,

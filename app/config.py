@@ -104,11 +104,14 @@ def _secret_key(env: dict, instance: Path, production: bool) -> str:
     if production:
         raise ConfigError("SECRET_KEY is required in production")
     path = instance / "secret_key"
-    if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        if not path.exists():
+            instance.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"the instance folder {str(instance)!r} cannot hold the secret key: {exc.strerror}") from None
 
 
 def load_settings(env: dict | None = None, *, instance_path: str | Path | None = None) -> Settings:

@@ -17,6 +17,7 @@
 # while the other worker idles.
 import gc
 import os
+import sys
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -28,6 +29,18 @@ graceful_timeout = 30
 accesslog = None
 errorlog = "-"
 reuse_port = True
+
+
+def on_starting(server):
+    # Check the configuration once, in the master, before any worker starts: a worker that cannot
+    # build the app only exits and is replaced, over and over, each time with a traceback.
+    from app import create_app
+    from app.config import ConfigError
+
+    try:
+        create_app().extensions["wallet"].db.dispose()
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
 
 
 def post_worker_init(worker):

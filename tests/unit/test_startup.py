@@ -1,0 +1,100 @@
+"""Start-up with a configuration that cannot work: one line naming the problem, a non-zero exit."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "s3cret-db-password"
+
+
+def env_for(tmp_path, **changes) -> dict:
+    env = {
+        "APP_ENV": "test",
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "PUBLIC_BASE_URL": "http://wallet.test",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(changes)
+    return env
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"nosuchdb://wallet:{PASSWORD}@db/wallet",
+        f"not a url {PASSWORD}",
+        f"postgresql+nosuchdriver://wallet:{PASSWORD}@db/wallet",
+    ],
+)
+def test_a_database_url_that_cannot_work_is_a_config_error_naming_no_value(tmp_path, url):
+    settings = load_settings(env_for(tmp_path, DATABASE_URL=url))
+    with pytest.raises(ConfigError, match="DATABASE_URL") as info:
+        create_app(settings)
+    assert PASSWORD not in str(info.value)
+
+
+def test_an_instance_folder_that_cannot_hold_the_secret_key_is_a_config_error(tmp_path):
+    blocked = tmp_path / "instance"
+    blocked.write_text("a file where the folder should be")
+    env = env_for(tmp_path)
+    del env["SECRET_KEY"]
+    with pytest.raises(ConfigError, match="instance folder"):
+        load_settings(env)
+
+
+def test_an_unreadable_development_key_file_is_a_config_error(tmp_path):
+    keys = tmp_path / "instance" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "app_private.pem").mkdir()  # there, but not a file that can be read
+    settings = load_settings(env_for(tmp_path))
+    with pytest.raises(ConfigError, match="app_private.pem"):
+        create_app(settings)
+
+
+def test_an_unreadable_configured_key_file_is_a_config_error(tmp_path):
+    settings = load_settings(env_for(tmp_path, ALIPAY_APP_PRIVATE_KEY=str(tmp_path / "missing.pem")))
+    with pytest.raises(ConfigError, match="app private key"):
+        create_app(settings)
+
+
+def run(args, env, timeout=60):
+    return subprocess.run(
+        args, cwd=ROOT, env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def assert_one_line_error(result, *expected):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and PASSWORD not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for text in expected:
+        assert text in errors[0]
+
+
+def test_the_cli_with_a_bad_database_url_exits_with_one_line(tmp_path):
+    env = env_for(tmp_path, DATABASE_URL=f"nosuchdb://wallet:{PASSWORD}@db/wallet")
+    result = run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "list"], env)
+    assert_one_line_error(result, "DATABASE_URL")
+
+
+def test_the_cli_in_production_without_its_settings_exits_with_one_line(tmp_path):
+    result = run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "list"], env_for(tmp_path, APP_ENV="production"))
+    assert_one_line_error(result, "production needs")
+
+
+def test_gunicorn_with_a_bad_database_url_exits_with_one_line(tmp_path):
+    env = env_for(tmp_path, DATABASE_URL=f"nosuchdb://wallet:{PASSWORD}@db/wallet",
+                  GUNICORN_BIND="127.0.0.1:0", WEB_CONCURRENCY="1")
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    result = run([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"], env)
+    assert_one_line_error(result, "DATABASE_URL")

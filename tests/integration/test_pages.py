@@ -400,3 +400,20 @@ def test_older_transactions_can_be_paged_through(account_client, wallet, account
     assert 'data-testid="older-entries"' not in rest
     for bad in ("x", "-1", "%C2%B2", "9" * 30):
         assert account_client.get(f"/billing/?before={bad}").status_code == 200
+
+
+def ledger_rows(page) -> list[list[str]]:
+    table = page.get_data(as_text=True).split('data-testid="ledger"')[1].split("</table>")[0]
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+
+
+def test_arrears_in_the_activity_show_as_a_negative_balance(account_client, wallet, account):
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.record(session, acc, key="bill:x", kind="bill", now=wallet.clock.now(),
+                      postings=[ledger.Posting("arrears", 3000)])
+    fund(wallet, account, 5000)  # pays the 30.00 overdue first, 20.00 becomes cash
+    rows = ledger_rows(account_client.get("/billing/"))
+    arrears = [(row[1], row[3], row[4]) for row in rows if row[2] == "Arrears"]
+    assert arrears == [("Alipay top-up", "30.00", "0.00"), ("Bill", "-30.00", "-30.00")]

@@ -8,6 +8,7 @@ import secrets
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
+from ..domain import deduction
 from ..domain.errors import (
     DomainError,
     GatewayError,
@@ -31,6 +32,15 @@ guard(billing, roles=("account",), others_to_home=True)
 METHODS = ("alipay", "bank_transfer")
 RECENT_ENTRIES = 20
 MAX_CODE_LENGTH = 100
+# What the sources of a bill are called in the deduction order shown on the wallet page.
+SOURCE_NAMES = {
+    deduction.REGULAR_COUPON: "regular coupons",
+    deduction.DISCOUNT_COUPON: "discount coupons",
+    deduction.PREPAID_CARD: "prepaid cards",
+    deduction.CASH: "cash",
+    deduction.ARREARS: "negative balance",
+    deduction.CLOUD_ACCOUNT: "cloud account",
+}
 
 
 def _wallet():
@@ -51,12 +61,18 @@ def wallet_page():
         remittance_code=display(account.remittance_code),
         figures=figures,
         balance_fen=figures.cash_fen - figures.arrears_fen,
+        order_general=_order_text(account.settlement, "general"),
+        order_sms=_order_text(account.settlement, "sms"),
         entries=entries,
         older_than=more,
         paged=before_id is not None,
         coupons=list_coupons(w.db, w.clock, account_id),
         cards=list_prepaid_cards(w.db, w.clock, account_id),
     )
+
+
+def _order_text(settlement: str, product: str) -> str:
+    return ", ".join(SOURCE_NAMES[source] for source in deduction.order_for(settlement, product))
 
 
 @billing.get("/recharge")

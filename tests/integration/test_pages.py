@@ -417,3 +417,18 @@ def test_arrears_in_the_activity_show_as_a_negative_balance(account_client, wall
     rows = ledger_rows(account_client.get("/billing/"))
     arrears = [(row[1], row[3], row[4]) for row in rows if row[2] == "Arrears"]
     assert arrears == [("Alipay top-up", "30.00", "0.00"), ("Bill", "-30.00", "-30.00")]
+
+
+@pytest.mark.parametrize("settlement, general, sms", [
+    ("guance", "Regular coupons, discount coupons, prepaid cards, cash, negative balance",
+     "prepaid cards, cash, negative balance"),
+    ("cloud", "Regular coupons, discount coupons, prepaid cards, cloud account", "prepaid cards, cloud account"),
+])
+def test_wallet_shows_the_deduction_order_of_the_accounts_settlement(app, token_for, new_account, settlement,
+                                                                    general, sms):
+    account = new_account("Cloudy", settlement=settlement)
+    client = app.test_client()
+    sign_in(client, token_for("account", account["id"]))
+    page = client.get("/billing/")
+    assert by_testid(page, "deduction-order-general") == general
+    assert by_testid(page, "deduction-order-sms") == sms

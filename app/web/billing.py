@@ -2,7 +2,6 @@
 coupon codes and buying prepaid cards."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 
@@ -23,6 +22,8 @@ from ..services import accounts, topups
 from ..services.coupons import activate_coupon, list_coupons
 from ..services.prepaid_cards import buy_prepaid_card, list_prepaid_cards
 from ..services.wallet import ledger_page, wallet_figures
+from .idempotency import caller_key
+from .inputs import query_row_id
 from .page_session import guard
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,7 @@ def wallet_page():
     w, account_id = _wallet(), g.principal.account_id
     account = accounts.get_account(w.db, account_id)
     figures = wallet_figures(w.db, account_id, w.clock.now())
-    before = request.args.get("before", "")
-    before_id = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
+    before_id = query_row_id("before")
     entries, more = ledger_page(w.db, account_id, before_id=before_id, limit=RECENT_ENTRIES)
     return render_template(
         "billing/wallet.html",
@@ -187,7 +187,7 @@ def buy_card_submit():
             amount_fen=amount_fen,
             actor=principal.actor,
             # The form's one-time id keys the purchase: sending the same form twice buys one card.
-            request_key=_form_key(request_id) if 0 < len(request_id) <= 64 else None,
+            request_key=caller_key(f"page:{request_id}") if 0 < len(request_id) <= 64 else None,
         )
     except InsufficientFunds:
         return _buy_card_page(amount_text, "Your cash balance is too low to buy this card. Recharge first.", 409)
@@ -211,10 +211,6 @@ def _buy_card_page(amount: str, error: str | None, status: int = 200):
         tiers=sorted(w.settings.discount_tiers, key=lambda tier: tier.threshold_fen),
     )
     return page, status
-
-
-def _form_key(request_id: str) -> str:
-    return hashlib.sha256(f"{g.principal.actor}\0page:{request_id}".encode()).hexdigest()
 
 
 def _sentence(detail: str) -> str:

@@ -21,7 +21,12 @@ def request_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    return hashlib.sha256(f"{current_principal().actor}\0{key.strip()}".encode()).hexdigest()
+    return caller_key(key.strip())
+
+
+def caller_key(key: str) -> str:
+    """``key`` digested with the calling principal: two callers' keys never meet."""
+    return hashlib.sha256(f"{current_principal().actor}\0{key}".encode()).hexdigest()
 
 
 def _request_fingerprint() -> str:

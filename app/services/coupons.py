@@ -11,12 +11,10 @@ from ..adapters.db import Database
 from ..adapters.db.models import Account, ActivationFailure, Coupon, CouponCode
 from ..domain.activation_codes import derive_code, generate_code, hash_code
 from ..domain.errors import Conflict, InvalidInput, NotFound, RateLimited
-from . import ledger
 from .accounts import existing_account
 from .clock import Clock
-from .idempotency import key_reused
 from .locks import lock_account, lock_token
-from .units import coupon_view, grant_coupon
+from .units import coupon_view, grant_coupon, recorded_unit
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +58,11 @@ def allocate_coupon(
     key = f"coupon-grant:request:{request_key}" if request_key is not None else None
     with db.transaction() as session:
         account = _lock_referenced_account(session, account_id)
-        reference = ledger.reference_of(session, key) if key is not None else None
-        if reference is not None:
-            coupon = session.get(Coupon, int(reference.removeprefix("coupon:")))
-            if coupon is None or (coupon.account_id, coupon.face_value_fen, coupon.expires_at) != (
-                account_id, face_value_fen, expires_at
-            ):
-                raise key_reused()
-            return coupon_view(coupon, now)
+        given = recorded_unit(
+            session, key, Coupon, account_id=account_id, face_value_fen=face_value_fen, expires_at=expires_at
+        )
+        if given is not None:
+            return coupon_view(given, now)
         coupon = grant_coupon(
             session,
             account,

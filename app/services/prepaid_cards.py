@@ -15,10 +15,9 @@ from . import ledger
 from .accounts import existing_account
 from .clock import Clock
 from .coupons import check_window
-from .idempotency import key_reused
 from .ledger import Posting
 from .locks import lock_account
-from .units import card_view, coupon_view, grant_coupon, new_card
+from .units import card_view, coupon_view, grant_coupon, new_card, recorded_unit
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +111,19 @@ def _purchase_key(request_key: str) -> str:
 
 def _bought_for(session, account_id: str, request_key: str, amount_fen: int, now: datetime) -> dict | None:
     """The answer of the purchase ``request_key`` already made, or None if it made none."""
-    reference = ledger.reference_of(session, _purchase_key(request_key))
-    if reference is None:
+    card = recorded_unit(
+        session, _purchase_key(request_key), PrepaidCard, account_id=account_id, price_fen=amount_fen
+    )
+    if card is None:
         return None
-    card = _card_of(session, reference)
-    if card is None or card.account_id != account_id or card.price_fen != amount_fen:
-        raise key_reused()
     bonus = session.scalar(
         select(Coupon).where(
-            Coupon.account_id == account_id, Coupon.origin == "card_bonus", Coupon.origin_ref == reference
+            Coupon.account_id == account_id,
+            Coupon.origin == "card_bonus",
+            Coupon.origin_ref == f"prepaid_card:{card.id}",
         )
     )
     return {"card": card_view(card, now), "bonus_coupon": coupon_view(bonus, now) if bonus is not None else None}
-
-
-def _card_of(session, reference: str) -> PrepaidCard | None:
-    return session.get(PrepaidCard, int(reference.removeprefix("prepaid_card:")))
 
 
 def allocate_prepaid_card(
@@ -152,14 +148,11 @@ def allocate_prepaid_card(
             account = lock_account(session, account_id)
         except NotFound as exc:
             raise InvalidInput(exc.detail, code="unknown_account", field="account_id") from exc
-        reference = ledger.reference_of(session, key) if key is not None else None
-        if reference is not None:
-            card = _card_of(session, reference)
-            if card is None or (card.account_id, card.face_value_fen, card.expires_at) != (
-                account_id, amount_fen, expires_at
-            ):
-                raise key_reused()
-            return card_view(card, now)
+        given = recorded_unit(
+            session, key, PrepaidCard, account_id=account_id, face_value_fen=amount_fen, expires_at=expires_at
+        )
+        if given is not None:
+            return card_view(given, now)
         card = new_card(
             session,
             account,

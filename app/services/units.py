@@ -13,7 +13,23 @@ from sqlalchemy.orm import Session
 from ..adapters.db.models import Account, Coupon, PrepaidCard
 from ..domain.money import format_fen
 from . import ledger
+from .idempotency import key_reused
 from .ledger import Posting
+
+
+def recorded_unit(session: Session, key: str | None, model, **terms):
+    """The coupon or card that the movement recorded under ``key`` created; None without one.
+
+    A request keyed by its client's idempotency key finds here what an earlier run of it gave.
+    Raises ``idempotency_key_reused`` when that unit differs from ``terms`` (column: value).
+    """
+    reference = ledger.reference_of(session, key) if key is not None else None
+    if reference is None:
+        return None
+    unit = session.get(model, int(reference.rpartition(":")[2]))  # "coupon:<id>", "prepaid_card:<id>"
+    if unit is None or any(getattr(unit, name) != value for name, value in terms.items()):
+        raise key_reused()
+    return unit
 
 
 def grant_coupon(

@@ -45,6 +45,14 @@ class ParsedStatement:
     # order; ``account`` is "" when they differ.
     accounts: tuple[tuple[str, int], ...] = ()
 
+    @classmethod
+    def of_statements(cls, format: str, lines, accounts) -> ParsedStatement:
+        """A file of statements that each may state an account (MT940, CAMT.053): ``accounts``
+        as ``(number, line)`` in file order; the file's ``account`` is theirs when they agree."""
+        numbers = {number for number, _line in accounts}
+        account = accounts[0][0] if len(numbers) == 1 else ""
+        return cls(format=format, lines=tuple(lines), account=account, accounts=tuple(accounts))
+
 
 def line_identities(lines: Iterable[StatementLine]) -> list[str]:
     """Return the stable identity key of each line of one file, for import idempotency.

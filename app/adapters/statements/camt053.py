@@ -49,11 +49,7 @@ def parse(data: bytes) -> ParsedStatement:
         account_currency = statement.text_at("Acct", "Ccy")
         for entry in statement.all("Ntry"):
             lines.extend(reader.entry(entry, account_currency))
-    numbers = {number for number, _line in accounts}
-    account = accounts[0][0] if len(numbers) == 1 else ""
-    return ParsedStatement(
-        format="camt053", lines=tuple(lines), account=account, accounts=tuple(accounts)
-    )
+    return ParsedStatement.of_statements("camt053", lines, accounts)
 
 
 class _Reader:

@@ -147,11 +147,7 @@ def parse(text: str) -> ParsedStatement:
         stated = _read_statement(statement, lines)
         if stated is not None:
             accounts.append(stated)
-    numbers = {number for number, _line in accounts}
-    account = accounts[0][0] if len(numbers) == 1 else ""
-    return ParsedStatement(
-        format="mt940", lines=tuple(lines), account=account, accounts=tuple(accounts)
-    )
+    return ParsedStatement.of_statements("mt940", lines, accounts)
 
 
 def _tokenise(physical: list[str]) -> list[_Statement]:

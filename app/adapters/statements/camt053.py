@@ -1,7 +1,8 @@
 """ISO 20022 CAMT.053 bank-to-customer statements, versions 001.02 to 001.08.
 
 Every ``NtryDtls/TxDtls`` of an entry is a transfer of its own (a batch entry books
-many); an entry without details is one transfer.
+many, each with its own amount in the entry's currency, adding up to the entry); an entry
+without details, or with one, is one transfer of the entry's amount and direction.
 """
 from __future__ import annotations
 
@@ -84,27 +85,40 @@ class _Reader:
             if fen == 0:
                 return []
             tx = details[0]
-            tx_incoming = _detail_direction(tx, incoming)
+            if _detail_direction(tx, incoming) != incoming:
+                # The entry's amount moved the entry's way: a debit is never read as a credit.
+                message = "the only detail's CdtDbtInd contradicts its entry's"
+                raise reject(message, tx.line, tx.text_at("CdtDbtInd"))
             tid = tx.text_at("Refs", "AcctSvcrRef") or entry_ref
-            return [self._line(tx, ntry, fen, currency, tx_incoming, common, tid, [entry_info])]
+            return [self._line(tx, ntry, fen, currency, incoming, common, tid, [entry_info])]
         return self._batch(ntry, details, fen, currency, incoming, common, account_currency)
 
     def _batch(self, ntry, details, fen, currency, incoming, common, account_currency):
         amounts = [tx.child("Amt") or tx.child("AmtDtls", "TxAmt", "Amt") for tx in details]
         if not any(amounts):
-            # The bank gives only the total: the batch cannot be split safely, so it
-            # stays one line of the entry's amount (never the total once per detail).
-            return [self._combined(ntry, details, fen, currency, incoming, common)]
+            # The bank gives only the total: the batch cannot be split, and as one line a
+            # code in one detail's text would credit its account with every detail's money.
+            raise reject(
+                f"batch entry of {len(details)} transfers, none with an amount of its own",
+                ntry.line,
+                ntry.text_at("Amt"),
+            )
         lines: list[StatementLine] = []
         total = 0
-        same_currency = True
         for tx, node in zip(details, amounts):
             if node is None:
                 raise reject("batch detail without its own amount", tx.line, self.raw(tx)[:200])
             tx_fen, tx_currency = _amount(node, tx, account_currency, "detail amount")
+            if tx_currency != currency:
+                # Checked against nothing, and never money of the detail's currency (a CNY
+                # detail of a EUR booking would be credited as CNY).
+                raise reject(
+                    f"batch detail amount in {tx_currency}, the entry books {currency}",
+                    tx.line,
+                    tx_currency,
+                )
             tx_incoming = _detail_direction(tx, incoming)
             total += tx_fen if tx_incoming else -tx_fen
-            same_currency = same_currency and tx_currency == currency
             if tx_fen:
                 # A shared entry AcctSvcrRef names the batch, not a transfer: only the
                 # detail's own reference can be its id.
@@ -112,7 +126,7 @@ class _Reader:
                 lines.append(
                     self._line(tx, ntry, tx_fen, tx_currency, tx_incoming, common, tid, [])
                 )
-        if same_currency and total != (fen if incoming else -fen):
+        if total != (fen if incoming else -fen):
             raise reject(
                 f"batch details add up to {total} fen, the entry books"
                 f" {fen if incoming else -fen} fen",
@@ -135,28 +149,6 @@ class _Reader:
             memo=memo,
             reference=reference,
             raw=self.raw(node),
-            **common,
-        )
-
-    def _combined(self, ntry, details, fen, currency, incoming, common) -> StatementLine:
-        memos, references, parties = [], [], set()
-        for tx in details:
-            memo, reference = _remittance(tx, [])
-            memos.append(memo)
-            references.append(reference)
-            parties.add(_counterparty(tx, incoming, common["reversal"]))
-        name, account = parties.pop() if len(parties) == 1 else ("", "")
-        return StatementLine(
-            line_no=ntry.line,
-            transaction_id=None,
-            amount_fen=fen,
-            direction=IN if incoming else OUT,
-            currency=currency,
-            counterparty_name=name,
-            counterparty_account=account,
-            memo=" ".join(m for m in memos if m),
-            reference=" ".join(r for r in references if r),
-            raw=self.raw(ntry),
             **common,
         )
 

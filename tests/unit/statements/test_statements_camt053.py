@@ -177,10 +177,21 @@ def test_camt_batch_detail_missing_its_amount_refuses_the_file():
     assert "without its own amount" in rejected(data).detail
 
 
-def test_camt_batch_without_any_detail_amount_stays_one_line_of_the_entry():
-    data = camt(entry("300.00", details=detail(ustrd="A") + detail(ustrd="B", payer="乙")))
-    (line,) = parse_statement(data).lines
-    assert (line.amount_fen, line.memo, line.counterparty_name) == (30000, "A B", "")
+def test_camt_batch_without_any_detail_amount_refuses_the_file():
+    # As one line, a code in one detail's memo would credit that account the whole batch.
+    data = camt(entry("300.00", details=detail(ustrd="GC7K-2M4P-Q") + detail(ustrd="B")))
+    error = rejected(data)
+    assert "none with an amount of its own" in error.detail
+    assert error.line == data.decode().splitlines().index("      <Ntry>") + 1
+
+
+def test_camt_batch_details_in_another_currency_than_the_entry_refuse_the_file():
+    # A EUR booking is never CNY money, whatever currency the details were instructed in.
+    details = detail("100.00") + detail("200.00")
+    data = camt(entry("30.00", details=details).replace('Ccy="CNY">30.00', 'Ccy="EUR">30.00'))
+    error = rejected(data)
+    assert "'CNY'" in error.detail and "EUR" in error.detail
+    assert data.decode().splitlines()[error.line - 1].strip().startswith("<TxDtls>")
 
 
 def test_camt_single_detail_uses_the_entry_amount():
@@ -191,6 +202,15 @@ def test_camt_single_detail_uses_the_entry_amount():
 def test_camt_detail_credit_debit_indicator_overrides_the_entry():
     data = camt(entry("70.00", details=detail("100.00") + detail("30.00", ind="DBIT")))
     assert [line.direction for line in parse_statement(data).lines] == ["in", "out"]
+
+
+def test_camt_single_detail_against_its_entry_direction_refuses_the_file():
+    # The entry's amount is what was booked, in the entry's direction: a debit stays a debit.
+    tx = detail("50.00", ind="CRDT", ustrd="GC7K-2M4P-Q")
+    data = camt(entry("50.00", ind="DBIT", details=tx))
+    error = rejected(data)
+    assert "'CRDT'" in error.detail
+    assert data.decode().splitlines()[error.line - 1].strip().startswith("<TxDtls>")
 
 
 def test_camt_entry_without_details_is_one_line():

@@ -134,6 +134,49 @@ def test_a_coupon_outside_its_window_pays_nothing(client, admin_token, new_accou
     assert drawn(post_bill(client, admin_token, "b-w", "ws-w", "5.00")) == [("arrears", "5.00")]
 
 
+def test_a_unit_pays_from_the_instant_its_window_opens_and_not_at_the_instant_it_ends(
+        client, admin_token, new_account, clock):
+    account = new_account()
+    add_workspace(client, admin_token, account["id"], "ws-i")
+    opens = give_coupon(client, admin_token, account["id"], "10.00", valid_from="2026-11-26T05:00:00+00:00",
+                        expires_at="2026-11-26T06:00:00+00:00")
+    clock.advance(hours=1)  # exactly valid_from
+    assert wallet_of(client, admin_token, account["id"])["coupons"]["regular"] == "10.00"
+    assert drawn(post_bill(client, admin_token, "b-open", "ws-i", "4.00")) == [("regular_coupon", "4.00")]
+    clock.advance(hours=1)  # exactly expires_at
+    assert wallet_of(client, admin_token, account["id"])["coupons"]["regular"] == "0.00"
+    listed = client.get(f"/api/v1/accounts/{account['id']}/coupons", headers=bearer(admin_token)).get_json()
+    assert [(c["id"], c["status"]) for c in listed["coupons"]] == [(opens["id"], "expired")]
+    assert drawn(post_bill(client, admin_token, "b-end", "ws-i", "4.00")) == [("arrears", "4.00")]
+
+
+def test_units_pay_only_the_bills_of_their_own_account(client, admin_token, new_account, wallet):
+    other, mine = new_account("Other"), new_account("Mine")
+    add_workspace(client, admin_token, other["id"], "ws-other")
+    add_workspace(client, admin_token, mine["id"], "ws-mine")
+    give_coupon(client, admin_token, other["id"], "10.00")
+    give_card(client, admin_token, other["id"], "10.00")
+    top_up(wallet, other["id"], 10_00, "topup-other")
+    card = give_card(client, admin_token, mine["id"], "5.00")
+    response = post_bill(client, admin_token, "b-mine", "ws-mine", "30.00")
+    assert [(a["source"], a["id"], a["amount"]) for a in response.get_json()["allocations"]] == [
+        ("prepaid_card", card["id"], "5.00"), ("arrears", None, "25.00")]
+    assert wallet_of(client, admin_token, other["id"]) == {
+        "cash": "10.00", "arrears": "0.00", "coupons": {"regular": "10.00", "discount": "0.00"},
+        "prepaid_cards": "10.00", "invoiceable": "0.00"}
+    assert_ledger_clean(wallet)
+
+
+def test_a_topup_equal_to_the_arrears_clears_them_and_leaves_no_cash(client, admin_token, new_account, wallet):
+    account = new_account()
+    add_workspace(client, admin_token, account["id"], "ws-a")
+    post_bill(client, admin_token, "b-owe", "ws-a", "70.00")
+    top_up(wallet, account["id"], 70_00, "topup-exact")
+    figures = wallet_of(client, admin_token, account["id"])
+    assert (figures["arrears"], figures["cash"], figures["invoiceable"]) == ("0.00", "0.00", "70.00")
+    assert drawn(post_bill(client, admin_token, "b-next", "ws-a", "1.00")) == [("arrears", "1.00")]
+
+
 def test_the_coupon_that_expires_first_pays_first(client, admin_token, new_account):
     account = new_account()
     add_workspace(client, admin_token, account["id"], "ws-e")

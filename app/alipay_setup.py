@@ -52,6 +52,9 @@ def build_alipay(settings: Settings, now=None) -> AlipaySetup:
             public_key = load_alipay_public_key(settings.alipay_public_key)
         except ValueError as exc:
             raise ConfigError(f"Alipay keys: {exc}") from exc
+        if public_key.public_numbers() == private_key.public_key().public_numbers():
+            # Alipay's answers and notifies would all fail verification: refuse it at start-up.
+            raise ConfigError("ALIPAY_PUBLIC_KEY is the app's own public key; it must be Alipay's")
         gateway = HttpAlipayGateway(
             settings.alipay_app_id, private_key, public_key, settings.alipay_gateway_url, now=now
         )

@@ -64,6 +64,29 @@ def test_an_unreadable_configured_key_file_is_a_config_error(tmp_path):
         create_app(settings)
 
 
+def test_the_apps_own_public_key_given_as_alipays_is_a_config_error(tmp_path):
+    # The most common Alipay mistake: every answer and notify from Alipay would then fail
+    # verification, top-ups would fail at run time with nothing pointing at the cause.
+    from app.adapters.alipay.keys import generate_keypair
+
+    private_pem, public_pem = generate_keypair()
+    settings = load_settings(env_for(
+        tmp_path,
+        ALIPAY_GATEWAY_URL="https://openapi-sandbox.dl.alipaydev.com/gateway.do",
+        ALIPAY_APP_PRIVATE_KEY=private_pem,
+        ALIPAY_PUBLIC_KEY=public_pem,
+    ))
+    with pytest.raises(ConfigError, match="ALIPAY_PUBLIC_KEY is the app's own public key"):
+        create_app(settings)
+    settings = load_settings(env_for(
+        tmp_path,
+        ALIPAY_GATEWAY_URL="https://openapi-sandbox.dl.alipaydev.com/gateway.do",
+        ALIPAY_APP_PRIVATE_KEY=private_pem,
+        ALIPAY_PUBLIC_KEY=generate_keypair()[1],
+    ))
+    assert create_app(settings).extensions["wallet"].gateway is not None
+
+
 def run(args, env, timeout=60):
     return subprocess.run(
         args, cwd=ROOT, env={"PATH": os.environ.get("PATH", ""), **env},

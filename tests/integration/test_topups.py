@@ -270,6 +270,39 @@ def test_refund_after_payment_does_not_debit_the_wallet(client, wallet, account,
     assert cash(wallet, account["id"]) == 10000
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        # A discount: the buyer paid less than total_amount; the order's amount is total_amount.
+        {"receipt_amount": "90.00", "buyer_pay_amount": "85.00", "point_amount": "5.00", "invoice_amount": "85.00",
+         "voucher_detail_list": '[{"amount":"10.00","merchantContribute":"0.00","otherContribute":"10.00"}]'},
+        # Payment notifies may carry a zero refund_fee: not a refund.
+        {"refund_fee": "0.00"},
+        {"trade_status": "TRADE_FINISHED"},
+    ],
+)
+def test_paid_notify_credits_the_orders_total_amount_whatever_else_it_carries(
+    client, wallet, account, account_token, alipay_http, sandbox, changes
+):
+    order = create_topup(client, account, account_token)
+    assert post_notify(client, paid_notify(wallet, sandbox, order, **changes)).get_data() == b"success"
+    assert cash(wallet, account["id"]) == 10000
+    assert [n.outcome for n in notifications(wallet)] == ["credited"]
+
+
+def test_trade_finished_after_trade_success_is_acknowledged_and_credits_nothing_more(
+    client, wallet, account, account_token, alipay_http, sandbox
+):
+    # TRADE_FINISHED comes when the refund window has passed, with a notify_id of its own.
+    order = create_topup(client, account, account_token)
+    assert post_notify(client, paid_notify(wallet, sandbox, order)).get_data() == b"success"
+    finished = paid_notify(wallet, sandbox, order, trade_status="TRADE_FINISHED", notify_id="n-finished",
+                           notify_time="2027-02-26 12:05:00")
+    assert post_notify(client, finished).get_data() == b"success"
+    assert cash(wallet, account["id"]) == 10000
+    assert [n.outcome for n in notifications(wallet)] == ["credited", "duplicate"]
+
+
 def test_paid_notify_for_a_locally_closed_order_still_credits(client, wallet, account, account_token, alipay_http, sandbox):
     order = create_topup(client, account, account_token)
     with wallet.db.transaction() as session:
@@ -423,3 +456,49 @@ def test_poll_job_stops_when_alipay_is_unreachable_and_the_rest_comes_first_next
     assert counts["deferred"] == 0 and counts["errors"] == 0
     with wallet.db.sessions() as session:
         assert {session.get(TopupOrder, number).status for number in orders} == {"pending"}
+
+
+class AnsweringGateway:
+    """Alipay answering every query with one trade status."""
+
+    def __init__(self, **answer):
+        self.answer, self.closed = answer, []
+
+    def query(self, out_trade_no):
+        from app.adapters.alipay.gateway import TradeStatus
+
+        return TradeStatus(out_trade_no, "2026112622001400001", paid_at=None, **self.answer)
+
+    def close(self, out_trade_no):
+        self.closed.append(out_trade_no)
+        return True
+
+
+@pytest.mark.parametrize("status", ["TRADE_SUCCESS", "TRADE_FINISHED"])
+def test_queried_payment_of_another_amount_credits_nothing_and_the_order_is_never_closed(
+    client, wallet, account, account_token, alipay_http, status
+):
+    from app.services.topups import poll_pending_topups
+
+    order = create_topup(client, account, account_token)
+    wallet.clock.advance(minutes=20)  # past its expiry: an unpaid order would be closed
+    gateway = AnsweringGateway(status=status, total_amount_fen=9999)
+    counts = poll_pending_topups(wallet.db, wallet.clock, gateway)
+    assert (counts["queried"], counts["credited"], counts["closed"]) == (1, 0, 0)
+    assert gateway.closed == []
+    assert cash(wallet, account["id"]) == 0
+    with wallet.db.sessions() as session:
+        assert session.get(TopupOrder, order["out_trade_no"]).status == "pending"
+
+
+def test_queried_trade_finished_credits_the_order_once(client, wallet, account, account_token, alipay_http):
+    from app.services.topups import poll_pending_topups
+
+    order = create_topup(client, account, account_token)
+    wallet.clock.advance(minutes=2)
+    gateway = AnsweringGateway(status="TRADE_FINISHED", total_amount_fen=10000)
+    assert poll_pending_topups(wallet.db, wallet.clock, gateway)["credited"] == 1
+    assert poll_pending_topups(wallet.db, wallet.clock, gateway)["queried"] == 0  # paid: no longer polled
+    assert cash(wallet, account["id"]) == 10000
+    with wallet.db.sessions() as session:
+        assert session.get(TopupOrder, order["out_trade_no"]).credited_by == "query"

@@ -7,7 +7,15 @@ from sqlalchemy import func, select
 
 from app.adapters.db.models import ActivationFailure, Base, Coupon, CouponCode
 from tests.conftest import bearer
-from tests.integration.wallet_helpers import NEXT_YEAR, assert_ledger_clean, give_coupon, wallet_of
+from tests.integration.wallet_helpers import (
+    NEXT_YEAR,
+    add_workspace,
+    assert_ledger_clean,
+    drawn,
+    give_coupon,
+    post_bill,
+    wallet_of,
+)
 
 SECRET = "test-secret-key-" + "x" * 32  # conftest's SECRET_KEY
 
@@ -134,6 +142,34 @@ def test_unknown_used_and_expired_codes_get_distinct_errors_and_change_nothing(
                                             "activation_code_expired"]
     assert all(a["status"] == 422 for a in answers)
     assert wallet_of(client, admin_token, account["id"]) == before
+
+
+def test_a_code_is_expired_at_the_instant_its_window_ends(client, admin_token, new_account, clock, wallet):
+    account = new_account()
+    [code] = issue(client, admin_token, expires_at="2026-11-26T05:00:00+00:00")
+    clock.advance(hours=1)
+    refused = activate(client, admin_token, account["id"], code)
+    assert refused.status_code == 422 and refused.get_json()["code"] == "activation_code_expired"
+    with wallet.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Coupon)) == 0
+
+
+def test_a_code_redeemed_before_its_window_gives_a_coupon_that_waits_for_it(client, admin_token, new_account,
+                                                                          clock):
+    account = new_account()
+    add_workspace(client, admin_token, account["id"], "ws-1")
+    response = client.post("/api/v1/coupons", json={"amount": "20.00", "count": 1, "expires_at": NEXT_YEAR,
+                                                    "valid_from": "2026-12-01T00:00:00+08:00"},
+                           headers=bearer(admin_token))
+    [code] = response.get_json()["codes"]
+    coupon = activate(client, admin_token, account["id"], code).get_json()
+    assert (coupon["status"], coupon["balance"], coupon["valid_from"]) == ("active", "20.00",
+                                                                         "2026-11-30T16:00:00+00:00")
+    assert wallet_of(client, admin_token, account["id"])["coupons"]["regular"] == "0.00"
+    assert drawn(post_bill(client, admin_token, "b-early", "ws-1", "5.00")) == [("arrears", "5.00")]
+    clock.advance(days=4, hours=12)  # 1 December 00:00 in Beijing
+    assert wallet_of(client, admin_token, account["id"])["coupons"]["regular"] == "20.00"
+    assert drawn(post_bill(client, admin_token, "b-open", "ws-1", "5.00")) == [("regular_coupon", "5.00")]
 
 
 def test_eleventh_attempt_after_ten_wrong_codes_for_one_account_is_429(client, admin_token, new_account,

@@ -83,6 +83,11 @@ UTC = timezone.utc
     # 29 February: the next year has none, the card runs to the 28th.
     ("2028-02-29T04:00:00+00:00", "2029-02-28T04:00:00+00:00"),
     ("2026-11-26T04:00:00+00:00", "2027-11-26T04:00:00+00:00"),
+    # Midnight in Beijing starts 1 March; a second before it is still 28 February there.
+    ("2027-02-28T16:00:00+00:00", "2028-02-29T16:00:00+00:00"),
+    ("2027-02-28T15:59:59+00:00", "2028-02-28T15:59:59+00:00"),
+    # Bought at the first instant of 29 February in Beijing (28 February in UTC).
+    ("2028-02-28T16:00:00+00:00", "2029-02-27T16:00:00+00:00"),
 ])
 def test_a_card_is_valid_for_one_calendar_year_by_default(bought, expires):
     assert card_expires_at(datetime.fromisoformat(bought)) == datetime.fromisoformat(expires)

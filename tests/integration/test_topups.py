@@ -336,6 +336,23 @@ def test_lost_notify_is_recovered_by_querying_the_order(client, wallet, account,
     assert cash(wallet, account["id"]) == 10000
 
 
+def test_late_notify_after_the_query_credited_is_acknowledged_and_credits_nothing_more(
+    client, wallet, account, account_token, alipay_http, sandbox
+):
+    order = create_topup(client, account, account_token)
+    sandbox.max_notify_attempts = 1
+    alipay_http._registry._responses.insert(
+        0, responses.Response("POST", "http://wallet.test/alipay/notify", body=requests.ConnectionError("late"))
+    )
+    scan_and_pay(client, order["qr_code"])
+    status = client.get(f"/api/v1/topups/{order['out_trade_no']}", headers=bearer(account_token)).get_json()
+    assert status["status"] == "paid" and cash(wallet, account["id"]) == 10000
+    # Alipay resends the notify it could not deliver, for about 25 hours.
+    assert post_notify(client, paid_notify(wallet, sandbox, order)).get_data() == b"success"
+    assert cash(wallet, account["id"]) == 10000
+    assert [n.outcome for n in notifications(wallet)] == ["duplicate"]
+
+
 def test_status_queries_are_rate_limited_per_order(client, wallet, account, account_token, alipay_http, sandbox):
     order = create_topup(client, account, account_token)
     calls_before = len([c for c in alipay_http.calls if "gateway.do" in c.request.url])

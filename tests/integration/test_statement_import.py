@@ -374,3 +374,73 @@ def test_overlapping_statement_of_one_account_never_credits_a_multi_account_file
     assert balances(wallet, payer["id"])[0] == 50_00
     assert stored_counts(wallet) == (1, 1)
     assert_ledger_clean(wallet)
+
+
+def test_reversal_of_a_debit_carrying_a_code_is_an_exception_never_credited(
+    client, finance, payer, wallet
+):
+    # MT940 RD: money came back in, but it undoes a debit; it is no customer's transfer.
+    text = "\n".join([
+        ":20:R1", ":25:6222000000000001", ":28C:1/1", ":60F:C261101CNY1000,00",
+        ":61:2611261126RD50,00NTRFNONREF", f":86:{payer['remittance_code']}",
+        ":62F:C261126CNY1050,00", "-",
+    ]) + "\n"
+    body = upload(client, finance, text.encode("utf-8"), filename="rd.sta").get_json()
+    assert (body["exception"], body["matched"]) == (1, 0)
+    (line,) = lines(client, finance, "exception")
+    assert (line["direction"], line["amount"]) == ("in", "50.00")
+    assert balances(wallet, payer["id"]) == (0, 0, 0)
+    assert_ledger_clean(wallet)
+
+
+def _camt(entries: str) -> bytes:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">
+  <BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-26T18:00:00+08:00</CreDtTm></GrpHdr>
+    <Stmt><Id>S1</Id><Acct><Id><Othr><Id>11050162540000000123</Id></Othr></Id></Acct>
+{entries}
+    </Stmt></BkToCstmrStmt>
+</Document>
+""".encode("utf-8")
+
+
+def _ntry(amount: str, status: str, details: str) -> str:
+    return (
+        f'<Ntry><Amt Ccy="CNY">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+        f"<Sts><Cd>{status}</Cd></Sts><BookgDt><Dt>2026-11-26</Dt></BookgDt>"
+        f"<AcctSvcrRef>BATCH-1</AcctSvcrRef><NtryDtls>{details}</NtryDtls></Ntry>"
+    )
+
+
+def _tx(memo: str, amount: str | None = None) -> str:
+    amt = f'<Amt Ccy="CNY">{amount}</Amt>' if amount else ""
+    refs = "<Refs><AcctSvcrRef>BATCH-1</AcctSvcrRef></Refs>"  # shared by the batch
+    return f"<TxDtls>{refs}{amt}<RmtInf><Ustrd>{memo}</Ustrd></RmtInf></TxDtls>"
+
+
+def test_camt_batch_credits_each_detail_its_own_amount(client, finance, payer, new_account, wallet):
+    other = new_account("Other Co")
+    batch = _ntry("300.00", "BOOK", _tx(payer["remittance_code"], "100.00")
+                  + _tx(other["remittance_code"], "200.00"))
+    body = upload(client, finance, _camt(batch), filename="batch.xml").get_json()
+    assert (body["lines_new"], body["matched"]) == (2, 2)
+    assert balances(wallet, payer["id"])[0] == 100_00
+    assert balances(wallet, other["id"])[0] == 200_00
+    assert_ledger_clean(wallet)
+
+
+def test_camt_pending_entry_carrying_a_code_is_never_credited(client, finance, payer, wallet):
+    body = upload(client, finance, _camt(_ntry("80.00", "PDNG", _tx(payer["remittance_code"]))),
+                  filename="pending.xml").get_json()
+    assert (body["ignored"], body["matched"]) == (1, 0)
+    assert balances(wallet, payer["id"]) == (0, 0, 0)
+
+
+def test_camt_batch_without_detail_amounts_is_refused_whole(client, finance, payer, wallet):
+    # One detail's code must not draw the whole batch's money to its account.
+    batch = _ntry("300.00", "BOOK", _tx(payer["remittance_code"]) + _tx("房租"))
+    response = upload(client, finance, _camt(batch), filename="batch.xml")
+    assert response.status_code == 422
+    assert response.get_json()["detail"].startswith("line 5: batch entry of 2 transfers")
+    assert stored_counts(wallet) == (0, 0)
+    assert balances(wallet, payer["id"]) == (0, 0, 0)

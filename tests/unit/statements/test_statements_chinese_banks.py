@@ -83,6 +83,17 @@ def test_icbc_negative_income_is_a_reversal_going_out():
     assert (line.direction, line.amount_fen, line.reversal) == ("out", 10000, True)
 
 
+def test_icbc_negative_expense_is_a_reversal_coming_in():
+    # Money back from a corrected debit, never a customer's transfer: the reversal flag
+    # keeps the reconciler from crediting it.
+    text = (
+        "交易日期,摘要,交易金额(收入),交易金额(支出),交易币种,对方户名,对方账户\n"
+        "2024-01-02,冲正 GC7K-2M4P-Q,,-100.00,人民币,甲,1\n"
+    )
+    (line,) = parse_statement(text.encode("gbk")).lines
+    assert (line.direction, line.amount_fen, line.reversal) == ("in", 10000, True)
+
+
 def test_icbc_both_income_and_expense_refuses_naming_line():
     text = (
         "交易日期,摘要,交易金额(收入),交易金额(支出),交易币种,对方户名,对方账户\n"

@@ -57,6 +57,8 @@ def test_only_admin_allocates_coupons(client, new_account, token_for):
     ({"kind": "discount"}, "invalid_field"),
     ({"amount": 5}, "invalid_amount"),
     ({"expires_at": "2026-11-25T00:00:00+00:00"}, "invalid_window"),
+    ({"expires_at": "2026-11-26T12:00:00+08:00"}, "invalid_window"),  # exactly now: over already
+    ({"valid_from": NEXT_YEAR}, "invalid_window"),  # an empty window
     ({"valid_from": "2027-12-01T00:00:00+00:00"}, "invalid_window"),
     ({"expires_at": "2027-01-01T00:00:00"}, "invalid_field"),
     ({"expires_at": "9999-12-31T23:59:59-01:00"}, "invalid_field"),

@@ -56,6 +56,8 @@ def test_only_admin_allocates_coupons(client, new_account, token_for):
 @pytest.mark.parametrize("change, code", [
     ({"kind": "discount"}, "invalid_field"),
     ({"amount": 5}, "invalid_amount"),
+    ({"amount": "0.00"}, "invalid_amount"),
+    ({"amount": "0.001"}, "invalid_amount"),
     ({"expires_at": "2026-11-25T00:00:00+00:00"}, "invalid_window"),
     ({"expires_at": "2026-11-26T12:00:00+08:00"}, "invalid_window"),  # exactly now: over already
     ({"valid_from": NEXT_YEAR}, "invalid_window"),  # an empty window

@@ -53,6 +53,25 @@ def test_discount_tiers_are_configurable(tmp_path):
     assert [(t.threshold_fen, t.coupon_fen) for t in settings.discount_tiers] == [(10000, 500), (50000, 5000)]
 
 
+@pytest.mark.parametrize("tiers", ["10000", "10000:0", "10000:1000.001", "10000:-1000", "1e4:1000", "10000:1000;"])
+def test_discount_tiers_that_are_not_whole_fen_amounts_refuse_to_start(tiers, tmp_path):
+    with pytest.raises(ConfigError, match="DISCOUNT_TIERS"):
+        load_settings({"DISCOUNT_TIERS": tiers}, instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("days", ["0", "-365", "1.5", "a year"])
+def test_a_card_validity_that_is_not_a_positive_number_of_days_refuses_to_start(days, tmp_path):
+    # A card bought for cash must be able to pay: zero days would forfeit it at once.
+    with pytest.raises(ConfigError, match="PREPAID_CARD_VALIDITY_DAYS"):
+        load_settings({"PREPAID_CARD_VALIDITY_DAYS": days}, instance_path=tmp_path)
+
+
+def test_card_validity_days_are_configurable_and_unset_means_a_calendar_year(tmp_path):
+    configured = load_settings({"PREPAID_CARD_VALIDITY_DAYS": "30"}, instance_path=tmp_path)
+    assert configured.prepaid_card_validity_days == 30
+    assert load_settings({}, instance_path=tmp_path).prepaid_card_validity_days is None
+
+
 def test_production_refuses_a_plain_http_public_url(tmp_path):
     with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
         load_settings(dict(PROD, PUBLIC_BASE_URL="http://pay.example.com"), instance_path=tmp_path)

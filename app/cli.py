@@ -20,6 +20,16 @@ def _fail(message: str, code: int = 1):
     sys.exit(code)
 
 
+def _utf8_text(ctx, param, value):
+    """Refuse text no database can store: bytes that are not UTF-8 arrive as lone surrogates."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise click.BadParameter("is not UTF-8 text") from None
+    return value
+
+
 db_cli = AppGroup("db", help="Create or migrate the database schema.")
 
 
@@ -27,9 +37,14 @@ db_cli = AppGroup("db", help="Create or migrate the database schema.")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str):
     """Migrate the database to REVISION (default: the newest)."""
+    from alembic.util import CommandError
+
     from .adapters.db.migrate import upgrade
 
-    upgrade(_wallet().settings.database_url, revision)
+    try:
+        upgrade(_wallet().settings.database_url, revision)
+    except CommandError as exc:  # an unknown revision: the message names it
+        _fail(str(exc), 2)
     click.echo(f"database at {revision}")
 
 
@@ -38,8 +53,10 @@ token_cli = AppGroup("token", help="API tokens.")
 
 @token_cli.command("create")
 @click.option("--role", required=True, type=click.Choice(["admin", "finance", "account"]))
-@click.option("--account", "account_id", default=None, help="the account, for the account role")
-@click.option("--label", default="", help="a note saying who or what uses the token")
+@click.option(
+    "--account", "account_id", default=None, callback=_utf8_text, help="the account, for the account role"
+)
+@click.option("--label", default="", callback=_utf8_text, help="a note saying who or what uses the token")
 def token_create(role: str, account_id: str | None, label: str):
     """Create a token; it is printed once, as the last line."""
     from .services.tokens import create_token
@@ -56,7 +73,7 @@ account_cli = AppGroup("account", help="Billing accounts.")
 
 
 @account_cli.command("create")
-@click.option("--name", required=True)
+@click.option("--name", required=True, callback=_utf8_text)
 @click.option("--settlement", type=click.Choice(["guance", "cloud"]), default="guance")
 def account_create(name: str, settlement: str):
     """Create an account and print its id and remittance code."""

@@ -15,6 +15,7 @@ from .clock import Clock
 
 ROLES = ("admin", "finance", "account")
 PREFIX = "wlt_"
+MAX_LABEL = 200  # the column's length
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ def create_token(
         raise InvalidInput(
             "the account role needs --account, and only it", code="invalid_token_account"
         )
+    if len(label) > MAX_LABEL:
+        raise InvalidInput(f"the label must be at most {MAX_LABEL} characters", code="invalid_label")
     token = PREFIX + secrets.token_urlsafe(32)
     with db.transaction() as session:
         if account_id:

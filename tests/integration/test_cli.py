@@ -1,0 +1,118 @@
+"""Operator commands as the contract and the README state them: output, exit codes, refusals."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, inspect, select
+
+from app.adapters.db.models import ApiToken
+from app.jobs import acquire_lease, release_lease
+from app.services.tokens import hash_token
+from tests.conftest import bearer
+
+DOCUMENTED_JOBS = ("alipay-poll", "statements-import", "credits-expire", "ledger-verify")
+
+
+def cli(app, *args):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def tokens_stored(wallet) -> int:
+    with wallet.db.sessions() as session:
+        return session.scalar(select(func.count()).select_from(ApiToken))
+
+
+@pytest.mark.parametrize("role", ["admin", "finance"])
+def test_token_create_prints_a_working_token_as_the_last_line_and_stores_only_its_hash(app, client, wallet, role):
+    result = cli(app, "token", "create", "--role", role, "--label", "finance scripts")
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert client.get("/api/v1/statement-lines", headers=bearer(token)).status_code == 200
+    with wallet.db.sessions() as session:
+        [stored] = session.execute(select(ApiToken)).scalars().all()
+    assert (stored.role, stored.label, stored.token_hash) == (role, "finance scripts", hash_token(token))
+    assert token not in {stored.token_hash, stored.label}
+
+
+def test_an_account_token_is_bound_to_its_account(app, client, new_account):
+    mine, other = new_account("Mine"), new_account("Other")
+    result = cli(app, "token", "create", "--role", "account", "--account", mine["id"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert client.get(f"/api/v1/accounts/{mine['id']}/wallet", headers=bearer(token)).status_code == 200
+    assert client.get(f"/api/v1/accounts/{other['id']}/wallet", headers=bearer(token)).status_code == 403
+    assert client.get("/api/v1/statement-lines", headers=bearer(token)).status_code == 403
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--role", "account"], "needs --account"),
+    (["--role", "admin", "--account", "acc_x"], "needs --account"),
+    (["--role", "account", "--account", "acc_missing"], "does not exist"),
+    (["--role", "admin", "--label", "x" * 201], "label"),
+    (["--role", "root"], "--role"),
+])
+def test_token_create_refuses_bad_options_with_a_message_and_stores_nothing(app, wallet, args, words):
+    result = cli(app, "token", "create", *args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert words in result.output
+    assert tokens_stored(wallet) == 0
+
+
+@pytest.mark.parametrize("option", [["--label"], ["--account"]])
+def test_token_create_refuses_text_that_is_not_utf8_with_a_message(app, wallet, option):
+    # Bytes that are not UTF-8 on the command line reach Python as lone surrogates.
+    result = cli(app, "token", "create", "--role", "account" if option == ["--account"] else "admin",
+                 *option, "caf\udce9")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "UTF-8" in result.output
+    assert tokens_stored(wallet) == 0
+
+
+def test_account_create_prints_the_remittance_code_then_the_id_as_the_last_line(app, client, admin_token):
+    result = cli(app, "account", "create", "--name", "Acme", "--settlement", "cloud")
+    assert result.exit_code == 0, result.output
+    account_id = result.output.strip().splitlines()[-1]
+    account = client.get(f"/api/v1/accounts/{account_id}", headers=bearer(admin_token)).get_json()
+    assert account["settlement"] == "cloud"
+    assert f"remittance code {account['remittance_code']}" in result.output
+
+
+@pytest.mark.parametrize("name", ["", "x" * 201, "Caf\udce9"])
+def test_account_create_refuses_a_bad_name_with_a_message(app, name):
+    result = cli(app, "account", "create", "--name", name)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.output.strip()
+
+
+def test_jobs_list_names_every_documented_job(app):
+    result = cli(app, "jobs", "list")
+    assert result.exit_code == 0
+    listed = {line.split("\t")[0] for line in result.output.splitlines()}
+    assert set(DOCUMENTED_JOBS) <= listed
+
+
+def test_jobs_run_exits_3_when_the_job_is_running_elsewhere(app, wallet):
+    assert acquire_lease(wallet, "ledger-verify", "other-host:1", timedelta(minutes=2))
+    try:
+        result = cli(app, "jobs", "run", "ledger-verify")
+    finally:
+        release_lease(wallet, "ledger-verify", "other-host:1")
+    assert result.exit_code == 3
+    assert "running elsewhere" in result.output
+
+
+def test_db_upgrade_creates_the_schema_of_a_new_database(make_app, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    result = cli(make_app(url), "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    engine = create_engine(url)
+    assert {"accounts", "ledger_entries", "api_tokens"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_db_upgrade_to_an_unknown_revision_is_a_message_and_a_non_zero_exit(make_app, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    result = cli(make_app(url), "db", "upgrade", "no-such-revision")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "error:" in result.output and "no-such-revision" in result.output

@@ -9,6 +9,7 @@ from pathlib import Path
 PRODUCTION = "production"
 SANDBOX_GATEWAY = "sandbox"
 MIN_SECRET_KEY_LENGTH = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(RuntimeError):
@@ -170,6 +171,10 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         except Exception as exc:  # noqa: BLE001 - any parse problem is a config problem
             raise ConfigError("DISCOUNT_TIERS must look like 10000:1000,30000:5000") from exc
 
+    log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL must be one of " + ", ".join(LOG_LEVELS))
+
     return Settings(
         env=app_env,
         instance_path=instance,
@@ -189,5 +194,5 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         topup_query_min_interval_seconds=_int(env, "TOPUP_QUERY_MIN_INTERVAL_SECONDS", 5),
         prepaid_card_validity_days=_optional_int(env, "PREPAID_CARD_VALIDITY_DAYS"),
         discount_tiers=tiers,
-        log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        log_level=log_level,
     )

@@ -121,3 +121,19 @@ def test_gunicorn_with_a_bad_database_url_exits_with_one_line(tmp_path):
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     result = run([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"], env)
     assert_one_line_error(result, "DATABASE_URL")
+
+
+@pytest.mark.parametrize("level", ["verbose", "info2", "10"])
+def test_a_log_level_that_names_no_level_is_a_config_error(tmp_path, level):
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        load_settings(env_for(tmp_path, LOG_LEVEL=level))
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "info", "Warning", "ERROR"])
+def test_the_documented_log_levels_are_accepted_in_any_case(tmp_path, level):
+    assert load_settings(env_for(tmp_path, LOG_LEVEL=level)).log_level == level.upper()
+
+
+def test_the_cli_with_a_bad_log_level_exits_with_one_line(tmp_path):
+    result = run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "list"], env_for(tmp_path, LOG_LEVEL="verbose"))
+    assert_one_line_error(result, "LOG_LEVEL")

@@ -167,6 +167,15 @@ def test_units_pay_only_the_bills_of_their_own_account(client, admin_token, new_
     assert_ledger_clean(wallet)
 
 
+def test_every_workspace_of_an_account_bills_the_same_wallet(client, admin_token, funded):
+    add_workspace(client, admin_token, funded["account"]["id"], "ws-2")
+    assert drawn(post_bill(client, admin_token, "b-ws1", "ws-1", "20.00")) == [("regular_coupon", "20.00")]
+    assert drawn(post_bill(client, admin_token, "b-ws2", "ws-2", "20.00")) == [
+        ("regular_coupon", "10.00"), ("prepaid_card", "10.00")]
+    figures = wallet_of(client, admin_token, funded["account"]["id"])
+    assert (figures["coupons"]["regular"], figures["prepaid_cards"], figures["cash"]) == ("0.00", "40.00", "100.00")
+
+
 def test_a_topup_equal_to_the_arrears_clears_them_and_leaves_no_cash(client, admin_token, new_account, wallet):
     account = new_account()
     add_workspace(client, admin_token, account["id"], "ws-a")

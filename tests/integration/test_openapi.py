@@ -256,3 +256,55 @@ def test_errors_are_documented_problems(client, admin_token, new_account, spec):
 def test_health_answers_are_documented(client, spec):
     assert_documented(spec, "/healthz", "get", client.get("/healthz"))
     assert_documented(spec, "/readyz", "get", client.get("/readyz"))
+
+
+def test_topup_coupon_card_and_statement_line_answers_are_as_documented(
+    client, admin_token, new_account, token_for, wallet, alipay_http, spec
+):
+    from tests.integration.wallet_helpers import top_up
+
+    account_id = new_account()["id"]
+    mine, finance = bearer(token_for("account", account_id)), bearer(token_for("finance"))
+
+    order = assert_documented(spec, "/api/v1/accounts/{account_id}/topups", "post", client.post(
+        f"/api/v1/accounts/{account_id}/topups", json={"amount": "10.00", "method": "alipay"}, headers=mine))
+    assert order["status"] == "pending"
+    for out_trade_no in (order["out_trade_no"], "T-none"):
+        assert_documented(spec, "/api/v1/topups/{out_trade_no}", "get",
+                          client.get(f"/api/v1/topups/{out_trade_no}", headers=mine))
+
+    [code] = client.post("/api/v1/coupons", headers=bearer(admin_token),
+                         json={"amount": "5.00", "expires_at": NEXT_YEAR, "count": 1}).get_json()["codes"]
+    activate = f"/api/v1/accounts/{account_id}/coupons/activate"
+    for _ in range(2):  # activated, then used
+        assert_documented(spec, "/api/v1/accounts/{account_id}/coupons/activate", "post",
+                          client.post(activate, json={"code": code}, headers=mine))
+
+    top_up(wallet, account_id, 20_000_00, "seed")
+    buy = f"/api/v1/accounts/{account_id}/prepaid-cards"
+    for amount in ("100.00", "10000.00", "150.00", "100000.00"):  # no bonus, a bonus, refused, cash short
+        assert_documented(spec, "/api/v1/accounts/{account_id}/prepaid-cards", "post",
+                          client.post(buy, json={"amount": amount}, headers=mine))
+
+    for _ in range(2):  # new, then already imported
+        assert_documented(spec, "/api/v1/statements", "post", client.post(
+            "/api/v1/statements", headers=finance, content_type="multipart/form-data",
+            data={"file": (io.BytesIO(STATEMENT), "statement.csv")}))
+    assert_documented(spec, "/api/v1/statements", "post", client.post(
+        "/api/v1/statements", headers=finance, content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b"transaction_id,booked_at,amount\nT,2026-11-26,1.00x\n"), "bad.csv")}))
+    [line] = client.get("/api/v1/statement-lines?status=unmatched", headers=finance).get_json()["lines"]
+    match = f"/api/v1/statement-lines/{line['id']}/match"
+    for _ in range(2):  # matched, then already matched
+        assert_documented(spec, "/api/v1/statement-lines/{line_id}/match", "post",
+                          client.post(match, json={"account_id": account_id, "reason": "phoned"}, headers=finance))
+    undone = assert_documented(spec, "/api/v1/statement-lines/{line_id}/unmatch", "post", client.post(
+        f"/api/v1/statement-lines/{line['id']}/unmatch", json={"reason": "wrong"}, headers=finance))
+    assert undone["status"] == "unmatched"
+    assert_documented(spec, "/api/v1/statement-lines", "get",
+                      client.get("/api/v1/statement-lines?status=nope", headers=finance))
+
+    for _ in range(11):  # ten wrong codes, then refused
+        refused = client.post(activate, json={"code": "WRONG"}, headers=mine)
+    assert refused.status_code == 429
+    assert_documented(spec, "/api/v1/accounts/{account_id}/coupons/activate", "post", refused)

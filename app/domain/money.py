@@ -18,14 +18,14 @@ def parse_amount(value: object, *, field: str = "amount", allow_zero: bool = Fal
     exponents, signs, spaces, more than two decimals and ``NaN`` are refused.
     """
     if not isinstance(value, str):
-        raise InvalidMoney(f"{field} must be a string with two decimals, like \"100.00\"")
+        raise InvalidMoney(f"{field} must be a string with two decimals, like \"100.00\"", field=field)
     match = _AMOUNT.fullmatch(value)
     if match is None:
-        raise InvalidMoney(f"{field} {value[:40]!r} is not an amount like \"100.00\"")
+        raise InvalidMoney(f"{field} {value[:40]!r} is not an amount like \"100.00\"", field=field)
     whole, frac = match.group(1), match.group(2) or ""
     fen = int(whole) * FEN_PER_YUAN + int(frac.ljust(2, "0"))
     if fen == 0 and not allow_zero:
-        raise InvalidMoney(f"{field} must be greater than zero")
+        raise InvalidMoney(f"{field} must be greater than zero", field=field)
     return fen
 
 

@@ -186,3 +186,23 @@ def test_every_post_replays_its_first_answer_for_the_same_key_and_refuses_anothe
     refused = client.post(path, json=other, headers=headers)
     assert_problem(refused, 422)
     assert refused.get_json()["code"] == "idempotency_key_reused"
+
+
+AMOUNT_POSTS = {
+    "topups": ("account", f"/api/v1/accounts/{ACC}/topups", {"method": "alipay"}),
+    "coupon": ("admin", "/api/v1/coupons", {"kind": "regular", "expires_at": NEXT_YEAR, "account_id": ACC}),
+    "card purchase": ("account", f"/api/v1/accounts/{ACC}/prepaid-cards", {}),
+    "card allocation": ("admin", "/api/v1/prepaid-cards", {"account_id": ACC, "expires_at": NEXT_YEAR}),
+    "bill": ("admin", "/api/v1/bills", {"bill_id": "b-1", "workspace_id": "ws-1", "product": "general"}),
+}
+
+
+@pytest.mark.parametrize("amount", [100, 100.0, "100.001", "1e2", "-1.00", " 100.00", ""])
+@pytest.mark.parametrize("name", sorted(AMOUNT_POSTS))
+def test_an_amount_that_is_a_number_or_malformed_is_422_naming_the_field(client, funded, name, amount):
+    role, path, body = AMOUNT_POSTS[name]
+    body = {key: value.replace(ACC, funded["id"]) if isinstance(value, str) else value for key, value in body.items()}
+    response = client.post(path.replace(ACC, funded["id"]), json=dict(body, amount=amount),
+                           headers=bearer(funded[role]))
+    assert_problem(response, 422)
+    assert (response.get_json()["code"], response.get_json()["field"]) == ("invalid_amount", "amount")

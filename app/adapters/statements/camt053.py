@@ -96,8 +96,12 @@ class _Reader:
     def _batch(self, ntry, details, fen, currency, incoming, common, account_currency):
         amounts = [tx.child("Amt") or tx.child("AmtDtls", "TxAmt", "Amt") for tx in details]
         if not any(amounts):
-            # The bank gives only the total: the batch cannot be split, and as one line a
-            # code in one detail's text would credit its account with every detail's money.
+            # The bank gives only the total: the batch cannot be split. Money going out stays
+            # one line of the entry (a payroll run, say; never credited); money coming in is
+            # refused, since as one line a code in one detail's text would credit its account
+            # with every detail's money.
+            if not incoming:
+                return [self._combined(ntry, details, fen, currency, common)]
             raise reject(
                 f"batch entry of {len(details)} transfers, none with an amount of its own",
                 ntry.line,
@@ -111,7 +115,10 @@ class _Reader:
             tx_fen, tx_currency = _amount(node, tx, account_currency, "detail amount")
             if tx_currency != currency:
                 # Checked against nothing, and never money of the detail's currency (a CNY
-                # detail of a EUR booking would be credited as CNY).
+                # detail of a EUR booking would be credited as CNY). Going out, the entry
+                # stays one line of its own amount and currency.
+                if not incoming:
+                    return [self._combined(ntry, details, fen, currency, common)]
                 raise reject(
                     f"batch detail amount in {tx_currency}, the entry books {currency}",
                     tx.line,
@@ -134,6 +141,29 @@ class _Reader:
                 ntry.text_at("Amt"),
             )
         return lines
+
+    def _combined(self, ntry, details, fen, currency, common) -> StatementLine:
+        """An outgoing batch entry as one line of its amount, with every detail's text."""
+        memos, references, parties = [], [], set()
+        for tx in details:
+            memo, reference = _remittance(tx, [])
+            memos.append(memo)
+            references.append(reference)
+            parties.add(_counterparty(tx, False, common["reversal"]))
+        name, account = parties.pop() if len(parties) == 1 else ("", "")
+        return StatementLine(
+            line_no=ntry.line,
+            transaction_id=None,
+            amount_fen=fen,
+            direction=OUT,
+            currency=currency,
+            counterparty_name=name,
+            counterparty_account=account,
+            memo=" ".join(m for m in memos if m),
+            reference=" ".join(r for r in references if r),
+            raw=self.raw(ntry),
+            **common,
+        )
 
     def _line(self, node, ntry, fen, currency, incoming, common, tid, extra) -> StatementLine:
         memo, reference = _remittance(node, extra)

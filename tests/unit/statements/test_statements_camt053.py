@@ -185,6 +185,21 @@ def test_camt_batch_without_any_detail_amount_refuses_the_file():
     assert error.line == data.decode().splitlines().index("      <Ntry>") + 1
 
 
+def test_camt_outgoing_batch_without_detail_amounts_stays_one_outgoing_line_of_the_entry():
+    # A payroll run booked as one total: the file still imports, and nothing goes in.
+    details = detail(ustrd="GC7K-2M4P-Q", payer="甲") + detail(ustrd="B", payer="乙")
+    data = camt(entry("300.00", ind="DBIT", details=details))
+    (line,) = parse_statement(data).lines
+    assert (line.direction, line.amount_fen, line.memo) == ("out", 30000, "GC7K-2M4P-Q B")
+
+
+def test_camt_outgoing_batch_with_details_in_another_currency_stays_one_line_of_the_entry():
+    details = detail("100.00") + detail("200.00")
+    data = camt(entry("30.00", ind="DBIT", details=details).replace('Ccy="CNY">30.00', 'Ccy="EUR">30.00'))
+    (line,) = parse_statement(data).lines
+    assert (line.direction, line.amount_fen, line.currency) == ("out", 3000, "EUR")
+
+
 def test_camt_batch_details_in_another_currency_than_the_entry_refuse_the_file():
     # A EUR booking is never CNY money, whatever currency the details were instructed in.
     details = detail("100.00") + detail("200.00")

@@ -24,8 +24,15 @@ _FOOTER_WORDS = re.compile(r"合计|总计|小计|汇总|笔数|共计|统计|�
 _PREAMBLE_ACCOUNT = re.compile(
     r"(?:^|[\s,，])(?:卡号|账号|帐号)\s*[:：][\s,，\"']*([0-9][0-9* \-]{5,}[0-9*])"
 )
-# The account at the end of a combined counterparty cell: digits (maybe masked) or an IBAN.
-_PARTY_ACCOUNT = re.compile(r"^(.*?)[\s:：]*([0-9][0-9*\-]{5,}|[A-Z]{2}\d{2}[A-Z0-9]{8,30})$")
+# The account at the end of a combined counterparty cell: digits (maybe masked) or an IBAN,
+# after optional separators. Searched, not matched with a lazy name group: the lookbehinds
+# skip starts inside a run of separators or of account characters, and the possessive runs
+# never give back, so a 16 KiB cell of spaces or digits costs one pass, not a quadratic
+# backtrack. The leftmost match is the one a lazy ``^(.*?)`` would have found.
+_PARTY_ACCOUNT = re.compile(
+    r"(?<![\s:：])[\s:：]*+"
+    r"(?:(?<![0-9*\-])[*\-]*+([0-9][0-9*\-]{5,}+)|([A-Z]{2}\d{2}[A-Z0-9]{8,30}))$"
+)
 _CREDIT_FLAGS = ("贷", "收", "cr", "c", "credit", "+")
 _DEBIT_FLAGS = ("借", "支", "付", "dr", "d", "debit", "-")
 
@@ -252,7 +259,13 @@ def _flag_sign(flag: str, line: int) -> int:
 
 def split_party(cell: str) -> tuple[str, str]:
     """Split a combined counterparty cell (``张三 6222...``) into name and account."""
-    match = _PARTY_ACCOUNT.match(cell)
+    match = _PARTY_ACCOUNT.search(cell)
     if match is None:
         return cell, ""
-    return match.group(1).strip(), match.group(2)
+    group = 1 if match.group(1) is not None else 2
+    end = match.start(group)
+    while end and (cell[end - 1].isspace() or cell[end - 1] in ":："):
+        end -= 1
+    if "\n" in cell[:end]:  # the name is one line
+        return cell, ""
+    return cell[:end].strip(), match.group(group)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import datetime
+import time
 
 import pytest
 
@@ -150,6 +151,33 @@ def test_cmb_memo_joins_transaction_summary_and_customer_memo(data_file):
 )
 def test_combined_counterparty_cell_keeps_short_numbers_in_the_name(cell, expected):
     assert split_party(cell) == expected
+
+
+@pytest.mark.parametrize(
+    "cell, expected",
+    [
+        ("张三 6222-0212-3456", ("张三", "6222-0212-3456")),
+        ("商户-6222021234567890", ("商户-", "6222021234567890")),
+        ("ACMEDE89370400440532013000", ("ACME", "DE89370400440532013000")),
+        ("张三 ： 6222021234567890", ("张三", "6222021234567890")),
+        ("张\n三 6222021234567890", ("张\n三 6222021234567890", "")),
+    ],
+)
+def test_combined_counterparty_cell_splits_at_the_trailing_account(cell, expected):
+    assert split_party(cell) == expected
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["商户" + " " * 16000 + "x", "0" * 16000 + "x", "商户" + "-0" * 8000 + "x", "：" * 16000 + "x"],
+    ids=["spaces", "digits", "dashed-digits", "colons"],
+)
+def test_combined_counterparty_cell_is_split_in_linear_time(cell):
+    # A statement line may be 16 KiB long: a cell that backtracks quadratically would keep
+    # an upload (or the inbox job) busy for seconds per line, hours per file.
+    started = time.perf_counter()
+    assert split_party(cell) == (cell, "")
+    assert time.perf_counter() - started < 0.25
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

@@ -97,3 +97,29 @@ def test_sign_out_ends_the_session(server, context, account):
     expect()(page).to_have_url(re.compile(re.escape(server.url) + r"/login"))
     page.goto(server.url + "/billing/")
     expect()(page).to_have_url(re.compile(re.escape(server.url) + r"/login"))
+
+
+def test_long_names_and_memos_wrap_inside_the_page(server, context):
+    from app.services import ledger
+    from app.services.statement_import import import_statement
+
+    w = server.wallet
+    account = create_account(w.db, w.clock, name="W" * 200, settlement="guance")
+    with w.db.transaction() as session:
+        locked = ledger.lock_account(session, account.id)
+        ledger.credit_topup(session, locked, amount_fen=12345, key="t:long", kind="topup_bank", now=w.clock.now(),
+                            reference="R" * 120, memo="M" * 300)
+    header = "transaction_id,booked_at,amount,currency,counterparty_name,counterparty_account,memo\n"
+    line = f"x1,2026-11-26,55.50,CNY,{'N' * 200},{'6' * 60},{'Q' * 300}\n"
+    import_statement(w.db, w.clock, data=(header + line).encode(), filename="long.csv", actor="test")
+    page = context.new_page()
+    sign_in(page, server, token(server, "account", account.id))
+    expect()(page.get_by_test_id("cash-balance")).to_have_text("123.45")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    box = page.get_by_test_id("recharge-link").bounding_box()
+    assert box["x"] + box["width"] <= 1200
+    finance = context.browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    sign_in(finance, server, token(server, "finance"))
+    expect()(finance.get_by_test_id("statement-lines")).to_contain_text("55.50")
+    assert finance.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    finance.context.close()

@@ -191,7 +191,18 @@ def test_an_idempotency_key_with_a_nul_is_422(client, admin_token):
     assert response.status_code == 422 and response.get_json()["code"] == "invalid_idempotency_key"
 
 
-@pytest.mark.parametrize("limit", ["0", "201", "x", "%C2%B2"])
+@pytest.mark.parametrize(
+    "limit",
+    # More digits than int() reads (4300) must be refused like any other bad limit, not a 500.
+    [
+        "0",
+        "201",
+        "x",
+        "%C2%B2",
+        pytest.param("0" * 4400 + "1", id="4401-digits"),
+        pytest.param("9" * 5000, id="5000-digits"),
+    ],
+)
 def test_a_limit_that_is_not_1_to_200_is_422(client, new_account, admin_token, limit):
     account = new_account()
     for url in (f"/api/v1/accounts/{account['id']}/ledger", "/api/v1/statement-lines"):

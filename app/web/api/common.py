@@ -46,7 +46,8 @@ def page_limit(default: int = 50, maximum: int = 200) -> int:
     raw = request.args.get("limit")
     if raw is None:
         return default
-    # isdigit() alone admits digits int() cannot read, such as "²".
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+    # isdigit() alone admits digits int() cannot read, such as "²"; and int() refuses to
+    # read more than 4300 digits (ValueError), so the length is bounded before it is called.
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19) or not 1 <= int(raw) <= maximum:
         raise InvalidInput(f"limit must be 1 to {maximum}", code="invalid_limit")
     return int(raw)

@@ -432,3 +432,153 @@ def test_wallet_shows_the_deduction_order_of_the_accounts_settlement(app, token_
     page = client.get("/billing/")
     assert by_testid(page, "deduction-order-general") == general
     assert by_testid(page, "deduction-order-sms") == sms
+
+
+def table_rows(page, testid: str) -> list[list[str]]:
+    table = page.get_data(as_text=True).split(f'data-testid="{testid}"')[1].split("</table>")[0]
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "<td" in row]
+
+
+def settle(client, admin_token, account, bill_id: str, amount: str, product: str = "general"):
+    from tests.conftest import bearer
+
+    workspace = f"ws-{account['id']}"
+    client.post(f"/api/v1/accounts/{account['id']}/workspaces", json={"workspace_id": workspace},
+                headers=bearer(admin_token))
+    response = client.post("/api/v1/bills", json={"bill_id": bill_id, "workspace_id": workspace,
+                                                  "product": product, "amount": amount}, headers=bearer(admin_token))
+    assert response.status_code in (200, 201), response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_activated_coupon_shows_face_value_balance_status_validity_and_activation_time(
+    client, admin_token, account_client, wallet, account
+):
+    code = issue_code(wallet, 5000, days=30)  # valid from 12:00 on 26 November, Beijing time
+    wallet.clock.advance(minutes=5)
+    assert activate(account_client, code).status_code == 302
+    settle(client, admin_token, account, "B-1", "30.00")
+    page = account_client.get("/billing/")
+    [row] = table_rows(page, "coupons")
+    assert row[1:] == ["regular", "50.00", "20.00", "active", "2026-11-26 12:00 – 2026-12-26 12:00",
+                       "2026-11-26 12:05"]
+    assert by_testid(page, "regular-coupons") == "20.00"
+
+
+def test_expired_coupon_is_listed_as_expired_and_no_longer_counts(account_client, wallet, account):
+    from app.services.coupons import allocate_coupon
+
+    now = wallet.clock.now()
+    allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=5000,
+                    valid_from=now, expires_at=now + timedelta(days=1), actor="test")
+    allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=1234,
+                    valid_from=now, expires_at=now + timedelta(days=30), actor="test")
+    wallet.clock.advance(days=1)  # the first coupon's window ends at this instant
+    page = account_client.get("/billing/")
+    assert [(row[2], row[3], row[4]) for row in table_rows(page, "coupons")] == [
+        ("50.00", "50.00", "expired"), ("12.34", "12.34", "active")]
+    assert by_testid(page, "regular-coupons") == "12.34"
+
+
+def test_bought_card_shows_number_face_value_balance_status_and_validity(
+    client, admin_token, account_client, wallet, account
+):
+    fund(wallet, account, 50000)
+    form = account_client.get("/billing/prepaid-cards/buy")
+    assert account_client.post("/billing/prepaid-cards/buy",
+                               data={"amount": "300", "csrf_token": csrf_of(form)}).status_code == 302
+    settle(client, admin_token, account, "S-1", "0.45", product="sms")
+    page = account_client.get("/billing/")
+    [row] = table_rows(page, "prepaid-card-list")
+    assert row[1:4] == ["300.00", "299.55", "active"]
+    assert row[0].isdigit()
+    # Bought at 12:00 on 26 November (Beijing time), valid for a year.
+    assert re.fullmatch(r"2026-11-26 12:00 – 2027-11-2\d \d\d:\d\d", row[4])
+    assert by_testid(page, "prepaid-cards") == "299.55"
+    assert by_testid(page, "cash-balance") == "200.00"
+
+
+def test_a_new_wallet_shows_zero_figures_and_empty_lists(account_client):
+    page = account_client.get("/billing/")
+    for figure in ("cash-balance", "regular-coupons", "discount-coupons", "prepaid-cards", "invoiceable"):
+        assert by_testid(page, figure) == "0.00", figure
+    html = page.get_data(as_text=True)
+    assert 'data-testid="arrears"' not in html
+    assert "No coupons yet." in html and "No prepaid cards yet." in html and "No activity yet." in html
+    assert 'data-testid="older-entries"' not in html and 'data-testid="newest-entries"' not in html
+
+
+def test_chinese_and_markup_in_names_and_memos_are_shown_as_text(app, token_for, new_account, wallet):
+    account = new_account("观测云 <script>alert(1)</script>")
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.credit_topup(session, acc, amount_fen=8850, key="t:zh", kind="topup_bank",
+                            now=wallet.clock.now(), reference="流水-1", memo="货款 <b>备注</b>")
+    client = app.test_client()
+    sign_in(client, token_for("account", account["id"]))
+    page = client.get("/billing/")
+    html = page.get_data(as_text=True)
+    assert "<script>alert" not in html and "<b>备注" not in html
+    assert "观测云 &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    [row] = ledger_rows(page)
+    assert row[1:] == ["Bank transfer", "Cash", "88.50", "88.50", "流水-1 货款 &lt;b&gt;备注&lt;/b&gt;"]
+
+
+def test_bank_transfer_page_names_the_bank_and_the_account_holder(account_client, wallet, account):
+    page = account_client.get("/billing/bank-transfer")
+    assert by_testid(page, "bank-name") == wallet.settings.bank_name
+    assert by_testid(page, "bank-account-name") == wallet.settings.bank_account_name
+    assert by_testid(page, "remittance-code") == display(account["remittance_code"])
+    assert 'data-testid="transfer-amount"' not in page.get_data(as_text=True)
+
+
+def test_card_form_shows_the_cash_the_discount_tiers_and_that_cards_are_final(account_client, wallet, account):
+    fund(wallet, account, 123456)
+    page = account_client.get("/billing/prepaid-cards/buy")
+    assert by_testid(page, "buy-card-cash") == "1234.56"
+    text = re.sub(r"\s+", " ", page.get_data(as_text=True))
+    assert ("from ¥ 10000.00 a ¥ 1000.00 coupon; from ¥ 30000.00 a ¥ 5000.00 coupon; "
+            "from ¥ 100000.00 a ¥ 20000.00 coupon.") in text
+    assert "cannot be cancelled, refunded, transferred or redeemed for cash" in text
+
+
+def recharge_by_alipay(account_client, amount: str) -> str:
+    form = account_client.get("/billing/recharge")
+    response = account_client.post("/billing/recharge",
+                                   data={"amount": amount, "method": "alipay", "csrf_token": csrf_of(form)})
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def test_going_back_to_the_checkout_after_paying_shows_it_paid_and_credits_once(account_client, alipay_http):
+    from urllib.parse import urlsplit
+
+    from tests.integration.test_topups import scan_and_pay
+
+    checkout = recharge_by_alipay(account_client, "88.80")
+    qr_code = re.search(r'data-qr="([^"]+)"', account_client.get(checkout).get_data(as_text=True)).group(1)
+    paid = urlsplit(scan_and_pay(account_client, qr_code).headers["Location"])
+    result = account_client.get(account_client.get(f"{paid.path}?{paid.query}").headers["Location"])
+    assert by_testid(result, "topup-status") == "paid"
+    assert "¥ 88.80 was added to your wallet." in result.get_data(as_text=True)
+    for _ in range(2):  # the back button, then a reload, on the checkout and the result page
+        again = account_client.get(checkout)
+        assert by_testid(again, "topup-status") == "paid" and by_testid(again, "topup-amount") == "88.80"
+        assert 'data-testid="qr-code"' not in again.get_data(as_text=True)
+        assert 'id="seconds-left"' not in again.get_data(as_text=True)
+        assert by_testid(account_client.get(f"{checkout}/result"), "topup-status") == "paid"
+        assert account_client.get(f"{checkout}/status").get_json() == {"status": "paid", "paid": True}
+    assert by_testid(account_client.get("/billing/"), "cash-balance") == "88.80"
+
+
+def test_an_expired_checkout_hides_its_qr_code_and_credits_nothing(account_client, wallet, alipay_http):
+    checkout = recharge_by_alipay(account_client, "20.00")
+    wallet.clock.advance(minutes=16)
+    page = account_client.get(checkout)
+    assert by_testid(page, "topup-status") in ("expired", "closed")
+    assert 'data-testid="qr-code"' not in page.get_data(as_text=True)
+    result = account_client.get(f"{checkout}/result")
+    assert by_testid(result, "topup-status") in ("expired", "closed")
+    assert "Waiting for confirmation" in result.get_data(as_text=True)
+    assert by_testid(account_client.get("/billing/"), "cash-balance") == "0.00"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -27,6 +28,7 @@ from ..adapters.db.models import Bill, BillAllocation, Coupon, PrepaidCard
 from ..domain.deduction import ARREARS, CASH, CLOUD_ACCOUNT, PRODUCTS, Allocation, allocate
 from ..domain.errors import Conflict, InvalidInput
 from ..domain.money import format_fen
+from .accounts import existing_account
 from .clock import Clock
 from .ledger_rows import Movement
 from .locks import LOCK_BILLED_ACCOUNT, LOCK_CARDS, LOCK_UNITS, LockedUnit, locked_units
@@ -250,3 +252,39 @@ def _replay(bill_id: str, request_hash: str, stored_hash: str, stored_result: st
             code="bill_conflict",
         )
     return SettledBill(json.loads(stored_result), replayed=True)
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """A settled bill as its account sees it: what it cost and each source's share, in order."""
+
+    bill_id: str
+    product: str
+    amount_fen: int
+    created_at: datetime
+    allocations: list[tuple[str, int]]
+
+
+def recent_bills(db: Database, account_id: str, *, limit: int) -> list[BillLine]:
+    """Return an account's newest bills with the sources that paid them."""
+    with db.sessions() as session:
+        existing_account(session, account_id)
+        bills = session.execute(
+            select(Bill.bill_id, Bill.product, Bill.amount_fen, Bill.created_at)
+            .where(Bill.account_id == account_id)
+            .order_by(Bill.created_at.desc(), Bill.bill_id.desc())
+            .limit(limit)
+        ).all()
+        shares: dict[str, list[tuple[str, int]]] = {bill.bill_id: [] for bill in bills}
+        if shares:
+            rows = session.execute(
+                select(BillAllocation.bill_id, BillAllocation.source, BillAllocation.amount_fen)
+                .where(BillAllocation.bill_id.in_(list(shares)))
+                .order_by(BillAllocation.bill_id, BillAllocation.position)
+            ).all()
+            for row in rows:
+                shares[row.bill_id].append((row.source, row.amount_fen))
+    return [
+        BillLine(bill.bill_id, bill.product, bill.amount_fen, bill.created_at, shares[bill.bill_id])
+        for bill in bills
+    ]

@@ -19,6 +19,7 @@ from ..domain.errors import (
 from ..domain.money import parse_amount
 from ..domain.remittance import display
 from ..services import accounts, topups
+from ..services.bills import recent_bills
 from ..services.coupons import activate_coupon, list_coupons
 from ..services.prepaid_cards import buy_prepaid_card, list_prepaid_cards
 from ..services.wallet import ledger_page, wallet_figures
@@ -32,6 +33,7 @@ guard(billing, roles=("account",), others_to_home=True)
 
 METHODS = ("alipay", "bank_transfer")
 RECENT_ENTRIES = 20
+RECENT_BILLS = 20
 MAX_CODE_LENGTH = 100
 # What the sources of a bill are called in the deduction order shown on the wallet page.
 SOURCE_NAMES = {
@@ -68,6 +70,7 @@ def wallet_page():
         paged=before_id is not None,
         coupons=list_coupons(w.db, w.clock, account_id),
         cards=list_prepaid_cards(w.db, w.clock, account_id),
+        bills=recent_bills(w.db, account_id, limit=RECENT_BILLS),
     )
 
 

@@ -10,7 +10,7 @@ from .page_session import CSRF_FIELD, csrf_token
 
 BEIJING = timezone(timedelta(hours=8))
 
-# What ledger transaction kinds and buckets are called on the pages; others show as written.
+# What ledger kinds and buckets, bill sources and products are called on the pages; others as written.
 LABELS = {
     "topup_alipay": "Alipay top-up",
     "topup_bank": "Bank transfer",
@@ -27,6 +27,10 @@ LABELS = {
     "discount_coupon": "Discount coupon",
     "prepaid_card": "Prepaid card",
     "invoiceable": "Invoiceable",
+    "cloud_account": "Cloud account",
+    "general": "General",
+    "sms": "SMS",
+    "dial_testing": "Dial testing",
 }
 
 page_filters = Blueprint("page_filters", __name__)

@@ -582,3 +582,37 @@ def test_an_expired_checkout_hides_its_qr_code_and_credits_nothing(account_clien
     assert by_testid(result, "topup-status") in ("expired", "closed")
     assert "Waiting for confirmation" in result.get_data(as_text=True)
     assert by_testid(account_client.get("/billing/"), "cash-balance") == "0.00"
+
+
+def test_each_bill_is_listed_with_how_it_was_paid(client, admin_token, account_client, wallet, account):
+    from app.services.coupons import allocate_coupon
+
+    now = wallet.clock.now()
+    allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=5000,
+                    valid_from=now, expires_at=now + timedelta(days=30), actor="test")
+    fund(wallet, account, 2000)
+    settle(client, admin_token, account, "账单-1", "80.00")
+    wallet.clock.advance(minutes=1)
+    settle(client, admin_token, account, "S-2", "1.50", product="sms")
+    rows = table_rows(account_client.get("/billing/"), "bills")
+    assert [row[1:] for row in rows] == [
+        ["S-2", "SMS", "1.50", "Arrears 1.50"],
+        ["账单-1", "General", "80.00", "Regular coupon 50.00, Cash 20.00, Arrears 10.00"],
+    ]
+
+
+def test_a_cloud_account_sees_the_share_its_cloud_account_paid(app, client, admin_token, token_for, new_account):
+    account = new_account("Cloudy", settlement="cloud")
+    settle(client, admin_token, account, "C-1", "30.00")
+    cloud = app.test_client()
+    sign_in(cloud, token_for("account", account["id"]))
+    page = cloud.get("/billing/")
+    assert [row[1:] for row in table_rows(page, "bills")] == [["C-1", "General", "30.00", "Cloud account 30.00"]]
+    assert by_testid(page, "cash-balance") == "0.00"
+
+
+def test_bills_of_other_accounts_are_not_listed(app, client, admin_token, account_client, new_account):
+    other = new_account("Other")
+    settle(client, admin_token, other, "OTHER-1", "5.00")
+    html = account_client.get("/billing/").get_data(as_text=True)
+    assert "OTHER-1" not in html and "No bills yet." in html

@@ -19,7 +19,11 @@ PING_AFTER_IDLE_SECONDS = 5.0
 
 
 class Database:
-    """Owns the engine and hands out sessions; services decide when to commit."""
+    """Owns the engine and hands out sessions; services decide when to commit.
+
+    Engines hide bound parameters from their errors: what the service binds includes signed
+    notify bodies and bank statement bytes, and errors end up in logged tracebacks.
+    """
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10):
         self.url = url
@@ -28,6 +32,7 @@ class Database:
             self.engine = create_engine(
                 url,
                 echo=echo,
+                hide_parameters=True,
                 connect_args={"timeout": 30, "check_same_thread": False},
                 # The driver must not open transactions on its own: we issue BEGIN IMMEDIATE.
                 isolation_level=None,
@@ -37,6 +42,7 @@ class Database:
             self.engine = create_engine(
                 url,
                 echo=echo,
+                hide_parameters=True,
                 pool_size=pool_size,
                 max_overflow=pool_size * 2,
                 pool_recycle=1800,

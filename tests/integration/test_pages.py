@@ -616,3 +616,20 @@ def test_bills_of_other_accounts_are_not_listed(app, client, admin_token, accoun
     settle(client, admin_token, other, "OTHER-1", "5.00")
     html = account_client.get("/billing/").get_data(as_text=True)
     assert "OTHER-1" not in html and "No bills yet." in html
+
+
+def test_an_expired_or_forged_session_leads_to_sign_in_and_its_forms_do_nothing(app, account_client, monkeypatch):
+    import time
+
+    form = account_client.get("/billing/recharge")
+    signed_now = time.time
+    aged = signed_now() + app.permanent_session_lifetime.total_seconds() + 60
+    monkeypatch.setattr(time, "time", lambda: aged)
+    assert account_client.get("/billing/").headers["Location"] == "/login?next=/billing/"
+    sent = account_client.post("/billing/recharge",
+                               data={"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form)})
+    assert sent.status_code == 302 and sent.headers["Location"] == "/login"
+    monkeypatch.setattr(time, "time", signed_now)
+    forged = app.test_client()
+    forged.set_cookie(app.config["SESSION_COOKIE_NAME"], "eyJ0b2tlbl9pZCI6MX0.forged.signature")
+    assert forged.get("/billing/").headers["Location"] == "/login?next=/billing/"

@@ -92,13 +92,14 @@ ledger_cli = AppGroup("ledger", help="The ledger.")
 
 @ledger_cli.command("verify")
 def ledger_verify():
-    """Compare every cached balance with its ledger entries and check the ledger's references;
-    exit 1 on any difference."""
-    from .services.ledger import verify, verify_references
+    """Compare every cached balance with its ledger entries, check the ledger's references and
+    its agreement with orders and statement lines; exit 1 on any difference."""
+    from .services.ledger import verify, verify_consistency, verify_references
 
     with _wallet().db.sessions() as session:
         differences = verify(session)
         broken = verify_references(session)
+        inconsistent = verify_consistency(session)
     for d in differences:
         unit = f" unit {d.unit_id}" if d.unit_id is not None else ""
         click.echo(
@@ -107,9 +108,14 @@ def ledger_verify():
         )
     for b in broken:
         click.echo(f"BROKEN REFERENCE {b.table} {b.row_id}: {b.problem}")
-    if differences or broken:
-        _fail(f"{len(differences) + len(broken)} difference(s)", 1)
-    click.echo("ledger clean: every cached balance equals its entries, every reference holds")
+    for i in inconsistent:
+        click.echo(f"INCONSISTENT {i.table} {i.row_id}: {i.problem}")
+    if differences or broken or inconsistent:
+        _fail(f"{len(differences) + len(broken) + len(inconsistent)} difference(s)", 1)
+    click.echo(
+        "ledger clean: every cached balance equals its entries, every reference holds,"
+        " every entry's balance follows from the one before, every paid order and matched line has its credit"
+    )
 
 
 jobs_cli = AppGroup("jobs", help="Scheduled jobs.")

@@ -31,6 +31,7 @@ def _ledger_verify(wallet: Wallet) -> str:
     with wallet.db.sessions() as session:
         differences = ledger.verify(session)
         broken = ledger.verify_references(session)
+        inconsistent = ledger.verify_consistency(session)
     for diff in differences:
         log.error(
             "ledger difference: cached balance does not equal its entries",
@@ -47,8 +48,13 @@ def _ledger_verify(wallet: Wallet) -> str:
             "ledger reference broken: a row refers to one that does not exist",
             extra={"table": reference.table, "row_id": reference.row_id, "problem": reference.problem},
         )
-    if differences or broken:
-        raise RuntimeError(f"{len(differences) + len(broken)} ledger difference(s)")
+    for found in inconsistent:
+        log.error(
+            "ledger inconsistent: a row contradicts its history, order or statement line",
+            extra={"table": found.table, "row_id": found.row_id, "problem": found.problem},
+        )
+    if differences or broken or inconsistent:
+        raise RuntimeError(f"{len(differences) + len(broken) + len(inconsistent)} ledger difference(s)")
     return "ledger clean"
 
 

@@ -2,7 +2,10 @@
 
 Imported files (new or seen before) move to ``processed/``; refused ones to ``failed/``
 with the reason in ``<name>.reason.txt`` beside them. A file that another runner moved
-first is skipped: the database, not the folder, makes each file count once.
+first is skipped: the database, not the folder, makes each file count once. A file that
+changed while it was read and imported (a copy still going on, or a new file saved under the
+same name) stays in the inbox for the next run, which imports it whole: the lines imported
+from the part read before count once.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ PROCESSED = "processed"
 FAILED = "failed"
 # A file younger than this may still be being copied in; it waits for the next run.
 SETTLE_SECONDS = 10.0
-_PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+_PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".filepart")
+# Hidden files (".~lock.x#" of LibreOffice among them) and Excel's "~$x.xlsx" owner files.
+_IGNORED_PREFIXES = (".", "~$")
 
 
 def import_inbox(
@@ -37,7 +42,7 @@ def import_inbox(
     settle_seconds: float = SETTLE_SECONDS,
 ) -> dict[str, int]:
     """Import each settled file of ``inbox``; return counts of what happened."""
-    counts: Counter[str] = Counter(imported=0, duplicate=0, failed=0, errors=0, lines_new=0)
+    counts: Counter[str] = Counter(imported=0, duplicate=0, failed=0, errors=0, unsettled=0, lines_new=0)
     if not inbox.is_dir():
         return dict(counts)
     processed, failed = inbox / PROCESSED, inbox / FAILED
@@ -45,12 +50,16 @@ def import_inbox(
     failed.mkdir(exist_ok=True)
     for path in _waiting_files(inbox, settle_seconds):
         name = readable_name(path)
+        read = None
         try:
-            data = _read_inbox_file(path)
+            data, read = _read_inbox_file(path)
             result = import_statement(db, clock, data=data, filename=name, actor=actor)
         except FileNotFoundError:
             continue  # another runner took it
         except StatementRejected as exc:
+            if read is not None and not _unchanged(path, read):
+                _leave_unsettled(counts, name)
+                continue
             target = _move(path, failed)
             if target is not None:
                 # "x": a link planted under the reason's name is never written through.
@@ -68,6 +77,9 @@ def import_inbox(
                 "inbox statement not imported; left for the next run", extra={"file": name}
             )
             continue
+        if not _unchanged(path, read):
+            _leave_unsettled(counts, name)
+            continue
         _move(path, processed)
         counts["imported" if result.created else "duplicate"] += 1
         counts["lines_new"] += result.lines_new
@@ -84,8 +96,9 @@ def readable_name(path: Path) -> str:
     return os.fsencode(path.name).decode("utf-8", "replace")
 
 
-def _read_inbox_file(path: Path) -> bytes:
-    """Return the content of ``path``, a regular file in the inbox itself, never a link's target.
+def _read_inbox_file(path: Path) -> tuple[bytes, os.stat_result]:
+    """Return the content of ``path`` and its status as read: a regular file in the inbox
+    itself, never a link's target.
 
     Whoever can write to the inbox must not make the service read (and file refusals quoting)
     what lies elsewhere: its secret key, its Alipay key, another statement.
@@ -106,7 +119,26 @@ def _read_inbox_file(path: Path) -> bytes:
             raise StatementRejected(
                 f"the file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MiB", line=1
             )
-        return file.read(MAX_STATEMENT_BYTES + 1)
+        return file.read(MAX_STATEMENT_BYTES + 1), info
+
+
+def _unchanged(path: Path, read: os.stat_result) -> bool:
+    """Tell whether ``path`` is still the file read, as it was read: not replaced, not grown."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return True  # another runner filed it; moving it finds nothing
+    return (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) == (
+        read.st_dev,
+        read.st_ino,
+        read.st_size,
+        read.st_mtime_ns,
+    )
+
+
+def _leave_unsettled(counts: Counter[str], name: str) -> None:
+    counts["unsettled"] += 1
+    log.warning("inbox statement changed while it was imported; left for the next run", extra={"file": name})
 
 
 def _waiting_files(inbox: Path, settle_seconds: float) -> list[Path]:
@@ -114,7 +146,7 @@ def _waiting_files(inbox: Path, settle_seconds: float) -> list[Path]:
     cutoff = time.time() - settle_seconds
     waiting = []
     for path in sorted(inbox.iterdir()):
-        if path.name.startswith(".") or path.name.endswith(_PARTIAL_SUFFIXES):
+        if path.name.startswith(_IGNORED_PREFIXES) or path.name.endswith(_PARTIAL_SUFFIXES):
             continue
         try:
             if path.is_file() and path.stat().st_mtime <= cutoff:

@@ -127,3 +127,87 @@ def test_a_refusal_reason_is_never_written_through_a_planted_link(inbox, wallet,
     assert not target.exists()
     reasons = [p for p in (inbox / "failed").iterdir() if p.name.endswith(".reason.txt") and not p.is_symlink()]
     assert len(reasons) == 1 and "1.005" in reasons[0].read_text(encoding="utf-8")
+
+
+def while_importing(monkeypatch, action):
+    """Run ``action`` once, between the job's reading of a file and its filing away."""
+    from app.services import statement_inbox
+
+    real, done = statement_inbox.import_statement, []
+
+    def importing(*args, **kwargs):
+        if not done:
+            done.append(action())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(statement_inbox, "import_statement", importing)
+
+
+def test_a_file_still_being_written_is_left_in_the_inbox_and_imported_whole_when_complete(
+    inbox, wallet, payer, monkeypatch
+):
+    # A slow copy that stalled longer than the settling time, then went on while the job read.
+    first, rest = row(payer["remittance_code"], "100.00", tid="T1"), row(payer["remittance_code"], "50.00", tid="T2")
+    path = drop(inbox, "slow.csv", csv_file(first))
+    while_importing(monkeypatch, lambda: path.open("ab").write((rest + "\n").encode()))
+    run_job(wallet, "statements-import")
+    assert path.exists() and not (inbox / "processed" / "slow.csv").exists()
+    monkeypatch.undo()
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    wallet.clock.advance(minutes=5)
+    summary = run_job(wallet, "statements-import")
+    assert "files imported 1" in summary, summary
+    assert (inbox / "processed" / "slow.csv").read_bytes() == csv_file(first, rest)
+    assert balances(wallet, payer["id"])[0] == 150_00
+    assert_ledger_clean(wallet)
+
+
+def test_a_half_written_file_refused_while_still_being_written_is_retried_when_complete(
+    inbox, wallet, payer, monkeypatch
+):
+    whole = csv_file(row(payer["remittance_code"], "100.00", tid="T1"))
+    path = drop(inbox, "slow.csv", whole[:-20])  # cut inside the line: refused as it stands
+    while_importing(monkeypatch, lambda: path.open("ab").write(whole[-20:]))
+    run_job(wallet, "statements-import")
+    assert path.exists() and not (inbox / "failed" / "slow.csv").exists()
+    assert not (inbox / "failed" / "slow.csv.reason.txt").exists()
+    monkeypatch.undo()
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    wallet.clock.advance(minutes=5)
+    assert "files imported 1" in run_job(wallet, "statements-import")
+    assert balances(wallet, payer["id"])[0] == 100_00
+
+
+def test_a_file_replaced_under_the_same_name_while_imported_is_not_filed_unread(inbox, wallet, payer, monkeypatch):
+    old = csv_file(row(payer["remittance_code"], "100.00", tid="T1"))
+    new = csv_file(row(payer["remittance_code"], "100.00", tid="T1"), row(payer["remittance_code"], "7.00", tid="T2"))
+    path = drop(inbox, "nov.csv", old)
+
+    def replace():
+        replacement = drop(inbox, "nov.csv.tmp", new)
+        os.replace(replacement, path)  # how an export tool saves over a file
+
+    while_importing(monkeypatch, replace)
+    run_job(wallet, "statements-import")
+    assert path.read_bytes() == new  # the replacement waits for the next run
+    monkeypatch.undo()
+    wallet.clock.advance(minutes=5)
+    assert "files imported 1" in run_job(wallet, "statements-import")
+    assert balances(wallet, payer["id"])[0] == 107_00
+    assert (inbox / "processed" / "nov.csv").read_bytes() == new
+
+
+@pytest.mark.parametrize("name", ["nov.csv.filepart", "~$nov.xlsx", ".~lock.nov.csv#", "nov.csv.part", "nov.tmp"])
+def test_upload_temporaries_and_office_lock_files_are_left_alone(inbox, wallet, payer, name):
+    drop(inbox, name, csv_file(row(payer["remittance_code"])))
+    summary = run_job(wallet, "statements-import")
+    assert "files imported 0" in summary and "files failed 0" in summary, summary
+    assert (inbox / name).exists()
+
+
+def test_a_folder_in_the_inbox_is_left_alone(inbox, wallet, payer):
+    (inbox / "archive").mkdir()
+    drop(inbox / "archive", "old.csv", csv_file(row(payer["remittance_code"])))
+    summary = run_job(wallet, "statements-import")
+    assert "files imported 0" in summary and "files failed 0" in summary, summary
+    assert (inbox / "archive" / "old.csv").exists()

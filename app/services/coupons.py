@@ -161,13 +161,16 @@ def activate_coupon(
         row = session.execute(
             select(CouponCode).where(CouponCode.code_hash == code_hash).with_for_update()
         ).scalar_one_or_none()
-        failure = _why_unusable(row, now)
+        failure = _why_unusable(row, now, account_id)
         if failure is not None:
-            session.add(
-                ActivationFailure(
-                    account_id=account_id, token_id=token_id, reason=failure.code, attempted_at=now
+            # A wrong guess counts towards the limit; entering a code this account already
+            # redeemed (a form sent twice, say) is no guess.
+            if not _redeemed_by(row, account_id):
+                session.add(
+                    ActivationFailure(
+                        account_id=account_id, token_id=token_id, reason=failure.code, attempted_at=now
+                    )
                 )
-            )
         else:
             coupon = grant_coupon(
                 session,
@@ -234,9 +237,18 @@ def _refuse_when_limited(session, account_id: str, token_id: int, now: datetime)
         )
 
 
-def _why_unusable(row: CouponCode | None, now: datetime) -> InvalidInput | None:
+def _redeemed_by(row: CouponCode | None, account_id: str) -> bool:
+    return row is not None and row.redeemed_at is not None and row.redeemed_account_id == account_id
+
+
+def _why_unusable(row: CouponCode | None, now: datetime, account_id: str) -> InvalidInput | None:
     if row is None:
         return InvalidInput("this activation code is unknown", code="activation_code_unknown")
+    if _redeemed_by(row, account_id):
+        return InvalidInput(
+            "this activation code has already been activated for this account; its coupon is in the wallet",
+            code="activation_code_used",
+        )
     if row.redeemed_at is not None:
         return InvalidInput("this activation code has been used", code="activation_code_used")
     if row.expires_at <= now:

@@ -125,6 +125,21 @@ def test_activation_binds_the_code_to_the_redeeming_account(client, admin_token,
     assert_ledger_clean(wallet)
 
 
+def test_a_code_this_account_already_redeemed_is_used_but_no_wrong_guess(client, admin_token, new_account, token_for):
+    # A form or request sent twice: the second is refused as used, says the coupon is there, and
+    # ten of them do not lock the account out of activating its next code.
+    account = new_account()
+    token = token_for("account", account["id"])
+    [code, following] = issue(client, admin_token, count=2)
+    assert activate(client, token, account["id"], code).status_code == 201
+    for _ in range(10):
+        again = activate(client, token, account["id"], code)
+        assert again.status_code == 422 and again.get_json()["code"] == "activation_code_used"
+        assert "already been activated for this account" in again.get_json()["detail"]
+    assert activate(client, token, account["id"], following).status_code == 201
+    assert wallet_of(client, admin_token, account["id"])["coupons"]["regular"] == "40.00"
+
+
 def test_activation_ignores_case_spaces_and_hyphens(client, admin_token, new_account):
     account = new_account()
     [code] = issue(client, admin_token)

@@ -315,7 +315,9 @@ def test_coupon_code_is_activated_from_the_page(account_client, wallet):
 
 
 @pytest.mark.parametrize("case, status, words", [
-    ("empty", 422, "Enter"), ("unknown", 422, "unknown"), ("used", 422, "used"),
+    ("empty", 422, "Enter"), ("unknown", 422, "unknown"),
+    # Sent twice: the coupon is there, and the page says so.
+    ("used", 422, "already been activated for this account; its coupon is in the wallet"),
 ])
 def test_bad_coupon_codes_show_a_clear_error(account_client, wallet, case, status, words):
     code = {"empty": "", "unknown": "NOPE-NOPE-NOPE", "used": None}[case]

@@ -114,15 +114,16 @@ def holder_name() -> str:
 
 
 def acquire_lease(wallet: Wallet, name: str, holder: str, ttl: timedelta) -> bool:
-    """Take the lease on ``name`` unless another live holder has it."""
-    now = wallet.clock.now()
+    """Take the lease on ``name`` unless another live holder has it (by the shared clock)."""
     try:
         with wallet.db.transaction() as session:
+            now = wallet.clock.shared_now(session)
             session.add(JobLock(name=name, holder=holder, expires_at=now + ttl))
         return True
     except IntegrityError:
         pass
     with wallet.db.transaction() as session:
+        now = wallet.clock.shared_now(session)
         taken = session.execute(
             update(JobLock)
             .where(JobLock.name == name, JobLock.expires_at < now)
@@ -137,7 +138,7 @@ def renew_lease(wallet: Wallet, name: str, holder: str, ttl: timedelta) -> bool:
         renewed = session.execute(
             update(JobLock)
             .where(JobLock.name == name, JobLock.holder == holder)
-            .values(expires_at=wallet.clock.now() + ttl)
+            .values(expires_at=wallet.clock.shared_now(session) + ttl)
         ).rowcount
     return bool(renewed)
 
@@ -177,7 +178,7 @@ def claim_slot(wallet: Wallet, name: str, slot: str, holder: str) -> int | None:
     """Claim the run of ``name`` for ``slot``; None when another process claimed it."""
     try:
         with wallet.db.transaction() as session:
-            run = JobRun(job_name=name, slot=slot, holder=holder, started_at=wallet.clock.now())
+            run = JobRun(job_name=name, slot=slot, holder=holder, started_at=wallet.clock.shared_now(session))
             session.add(run)
             session.flush()
             return run.id
@@ -221,16 +222,21 @@ def _run_claimed(wallet: Wallet, job: Job, slot: str, holder: str) -> str | None
             session.execute(
                 update(JobRun)
                 .where(JobRun.id == run_id)
-                .values(finished_at=wallet.clock.now(), outcome=outcome, detail=summary[:2000])
+                .values(finished_at=wallet.clock.shared_now(session), outcome=outcome, detail=summary[:2000])
             )
     log.info("job finished", extra={"job": job.name, "summary": summary})
     return summary
 
 
 def scheduler_tick(wallet: Wallet, job: Job, holder: str) -> None:
-    """Run ``job`` for the current slot; whatever fails is logged and the scheduler keeps going."""
-    slot = str(int(wallet.clock.now().timestamp()) // job.interval_seconds)
+    """Run ``job`` for the current slot; whatever fails is logged and the scheduler keeps going.
+
+    The slot counts intervals by the shared clock, so every host names a tick alike.
+    """
     try:
+        with wallet.db.sessions() as session:
+            now = wallet.clock.shared_now(session)
+        slot = str(int(now.timestamp()) // job.interval_seconds)
         run_job(wallet, job.name, slot=slot, holder=holder)
     except Exception as exc:  # noqa: BLE001 - the next tick tries again
         # A failure of the job itself was logged with its traceback; this also names one the job

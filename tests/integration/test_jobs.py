@@ -1,6 +1,11 @@
+import dataclasses
 import threading
+from datetime import datetime, timedelta
 
-from app.jobs import JOBS, Job, acquire_lease, claim_slot, register_job, run_job
+import pytest
+
+from app.jobs import JOBS, Job, acquire_lease, claim_slot, register_job, run_job, scheduler_tick
+from app.services.clock import Clock
 
 
 def test_a_scheduler_slot_runs_once_across_processes(wallet):
@@ -129,4 +134,46 @@ def test_a_scheduler_tick_with_the_database_unreachable_is_logged_and_the_next_t
     finally:
         JOBS.pop("tick-test")
         unreachable.dispose()
+    assert calls == [1]
+
+
+class _SkewedClock(Clock):
+    """A host whose clock runs ``minutes`` away from the others'."""
+
+    def __init__(self, minutes: float):
+        self.skew = timedelta(minutes=minutes)
+
+    def now(self) -> datetime:
+        return super().now() + self.skew
+
+
+def _host(wallet, minutes: float):
+    return dataclasses.replace(wallet, clock=_SkewedClock(minutes))
+
+
+@pytest.mark.postgres
+def test_hosts_whose_clocks_disagree_keep_each_others_leases(pg_url, make_app):
+    # A lease is reckoned by the database's clock: one taken on a host five minutes behind is
+    # still live for a host on time, and one taken ahead does not outlive its holder.
+    wallet = make_app(pg_url).extensions["wallet"]
+    behind, on_time, ahead = _host(wallet, -5), _host(wallet, 0), _host(wallet, +5)
+    assert acquire_lease(behind, "skew-test", "behind:1", timedelta(minutes=2))
+    assert not acquire_lease(on_time, "skew-test", "on-time:2", timedelta(minutes=2))
+    assert not acquire_lease(ahead, "skew-test", "ahead:3", timedelta(minutes=2))
+
+
+@pytest.mark.postgres
+def test_hosts_whose_clocks_disagree_run_a_tick_once(pg_url, make_app):
+    # Every host names the hourly tick by the database's clock, not by its own (an hour and a
+    # half behind, or a minute ahead, named another hour).
+    wallet = make_app(pg_url).extensions["wallet"]
+    calls = []
+    job = Job("skew-tick-test", 3_600, lambda w: calls.append(1) or "ran", "test job")
+    register_job(job)
+    try:
+        scheduler_tick(_host(wallet, -90), job, "behind:1")
+        scheduler_tick(_host(wallet, 0), job, "on-time:2")
+        scheduler_tick(_host(wallet, +1), job, "ahead:3")
+    finally:
+        JOBS.pop("skew-tick-test")
     assert calls == [1]

@@ -24,7 +24,7 @@ from ..services.coupons import activate_coupon, list_coupons
 from ..services.prepaid_cards import buy_prepaid_card, list_prepaid_cards
 from ..services.wallet import ledger_page, wallet_figures
 from .idempotency import caller_key
-from .inputs import query_row_id
+from .inputs import query_number
 from .page_session import guard
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def wallet_page():
     w, account_id = _wallet(), g.principal.account_id
     account = accounts.get_account(w.db, account_id)
     figures = wallet_figures(w.db, account_id, w.clock.now())
-    before_id = query_row_id("before")
+    before_id = query_number("before")
     entries, more = ledger_page(w.db, account_id, before_id=before_id, limit=RECENT_ENTRIES)
     return render_template(
         "billing/wallet.html",

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 from ..services.finance_console import notifies_for_review
 from ..services.reconcile import STATUSES
 from ..services.statement_lines import list_lines
-from .inputs import query_row_id
+from .inputs import query_number
 from .page_session import guard
 
 finance = Blueprint("finance", __name__, url_prefix="/finance")
@@ -20,7 +20,7 @@ def console():
     db = current_app.extensions["wallet"].db
     status = request.args.get("status") if request.args.get("status") in STATUSES else "unmatched"
     notifies, notifies_total = notifies_for_review(db)
-    lines, next_after = list_lines(db, status=status, after_id=query_row_id("after"), limit=LINES_PER_PAGE)
+    lines, next_after = list_lines(db, status=status, after_id=query_number("after"), limit=LINES_PER_PAGE)
     return render_template(
         "finance/console.html",
         notifies=notifies,

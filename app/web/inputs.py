@@ -119,11 +119,13 @@ def parse_timestamp(value: str, name: str) -> datetime:
         raise InvalidInput(f"{name} is out of range", code="invalid_field", field=name) from exc
 
 
-def query_row_id(name: str) -> int | None:
-    """A row id from the query string (a page's position), or None when absent or not one.
+def query_number(name: str) -> int | None:
+    """A whole number from the query string (a page's position or size), or None when absent
+    or not one.
 
     Only ASCII digits (``isdigit`` alone admits "²", which ``int`` cannot read), and fewer than
-    19 of them: every such number fits a BIGINT id.
+    19 of them: every such number fits a BIGINT id, and ``int`` never meets its 4,300-digit
+    limit.
     """
     raw = request.args.get(name, "")
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None

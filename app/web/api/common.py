@@ -8,6 +8,7 @@ from datetime import datetime
 from flask import current_app, request
 
 from ...domain.errors import InvalidInput
+from ..inputs import query_number
 
 MAX_ID = 2**63 - 1
 
@@ -43,11 +44,9 @@ def decode_cursor(name: str = "cursor") -> int | None:
 
 
 def page_limit(default: int = 50, maximum: int = 200) -> int:
-    raw = request.args.get("limit")
-    if raw is None:
+    if request.args.get("limit") is None:
         return default
-    # isdigit() alone admits digits int() cannot read, such as "²"; and int() refuses to
-    # read more than 4300 digits (ValueError), so the length is bounded before it is called.
-    if not (raw.isascii() and raw.isdigit() and len(raw) < 19) or not 1 <= int(raw) <= maximum:
+    limit = query_number("limit")
+    if limit is None or not 1 <= limit <= maximum:
         raise InvalidInput(f"limit must be 1 to {maximum}", code="invalid_limit")
-    return int(raw)
+    return limit

@@ -303,6 +303,18 @@ def test_trade_finished_after_trade_success_is_acknowledged_and_credits_nothing_
     assert [n.outcome for n in notifications(wallet)] == ["credited", "duplicate"]
 
 
+@pytest.mark.parametrize("gmt_payment", ["0001-01-01 07:59:59", "not a time"])
+def test_paid_notify_with_a_payment_time_outside_utc_credits_and_says_when_it_arrived(
+    client, wallet, account, account_token, alipay_http, sandbox, gmt_payment
+):
+    order = create_topup(client, account, account_token)
+    assert post_notify(client, paid_notify(wallet, sandbox, order, gmt_payment=gmt_payment)).get_data() == b"success"
+    assert cash(wallet, account["id"]) == 10000
+    status = client.get(f"/api/v1/topups/{order['out_trade_no']}", headers=bearer(account_token))
+    assert status.status_code == 200, status.get_data(as_text=True)
+    assert status.get_json()["paid_at"] == wallet.clock.now().isoformat()
+
+
 def test_paid_notify_for_a_locally_closed_order_still_credits(client, wallet, account, account_token, alipay_http, sandbox):
     order = create_topup(client, account, account_token)
     with wallet.db.transaction() as session:

@@ -30,3 +30,15 @@ def test_parses_alipays_beijing_time_into_an_aware_datetime():
 def test_refuses_anything_else(text):
     with pytest.raises(ValueError):
         parse_beijing(text)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01 00:00:00", "0001-01-01 07:59:59"])
+def test_refuses_a_beijing_time_whose_utc_instant_is_before_year_one(text):
+    # Stored in UTC, such an instant is year 0: PostgreSQL keeps it as 1 BC and cannot hand it
+    # back; SQLite's driver cannot take it at all.
+    with pytest.raises(ValueError):
+        parse_beijing(text)
+
+
+def test_the_earliest_beijing_time_with_a_utc_instant_is_read():
+    assert parse_beijing("0001-01-01 08:00:00").astimezone(timezone.utc) == datetime(1, 1, 1, tzinfo=timezone.utc)

@@ -10,6 +10,10 @@ PRODUCTION = "production"
 SANDBOX_GATEWAY = "sandbox"
 MIN_SECRET_KEY_LENGTH = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Alipay keeps a QR order payable for at most 15 days.
+MAX_TOPUP_EXPIRY_MINUTES = 15 * 24 * 60
+MAX_TOPUP_QUERY_INTERVAL_SECONDS = 24 * 60 * 60
+MAX_CARD_VALIDITY_DAYS = 100 * 366
 
 
 class ConfigError(RuntimeError):
@@ -81,22 +85,27 @@ def _parse_tiers(text: str) -> tuple[DiscountTier, ...]:
     return tuple(sorted(tiers, key=lambda t: t.threshold_fen))
 
 
-def _int(env: dict, name: str, default: int) -> int:
-    value = _optional_int(env, name)
+def _int(env: dict, name: str, default: int, *, maximum: int) -> int:
+    value = _optional_int(env, name, maximum=maximum)
     return default if value is None else value
 
 
-def _optional_int(env: dict, name: str) -> int | None:
-    raw = env.get(name)
-    if raw in (None, ""):
+def _optional_int(env: dict, name: str, *, maximum: int) -> int | None:
+    """A positive whole number of ASCII digits, at most ``maximum``; None when unset.
+
+    The bound keeps every instant reckoned from it inside what a datetime holds: a card
+    valid for millions of days or an order open for millennia would fail at the first
+    purchase or top-up instead of at start-up.
+    """
+    raw = (env.get(name) or "").strip()
+    if not raw:
         return None
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number") from exc
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
-    return value
+    # ASCII digits only: int() would also read "1_000", "١٥" and "-5".
+    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+        raise ConfigError(f"{name} must be a positive whole number")
+    if len(raw) > 20 or int(raw) > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}")
+    return int(raw)
 
 
 def _secret_key(env: dict, instance: Path, production: bool) -> str:
@@ -190,9 +199,13 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         bank_account_name=env.get("BANK_ACCOUNT_NAME") or "Example Cloud Technology Co., Ltd.",
         bank_account_number=env.get("BANK_ACCOUNT_NUMBER") or "1001 2345 6789 0000 123",
         bank_name=env.get("BANK_NAME") or "Industrial and Commercial Bank of China, Shanghai Branch",
-        topup_expiry_minutes=_int(env, "TOPUP_EXPIRY_MINUTES", 15),
-        topup_query_min_interval_seconds=_int(env, "TOPUP_QUERY_MIN_INTERVAL_SECONDS", 5),
-        prepaid_card_validity_days=_optional_int(env, "PREPAID_CARD_VALIDITY_DAYS"),
+        topup_expiry_minutes=_int(env, "TOPUP_EXPIRY_MINUTES", 15, maximum=MAX_TOPUP_EXPIRY_MINUTES),
+        topup_query_min_interval_seconds=_int(
+            env, "TOPUP_QUERY_MIN_INTERVAL_SECONDS", 5, maximum=MAX_TOPUP_QUERY_INTERVAL_SECONDS
+        ),
+        prepaid_card_validity_days=_optional_int(
+            env, "PREPAID_CARD_VALIDITY_DAYS", maximum=MAX_CARD_VALIDITY_DAYS
+        ),
         discount_tiers=tiers,
         log_level=log_level,
     )

@@ -93,3 +93,21 @@ def test_printing_the_settings_never_shows_a_secret(tmp_path):
     shown = repr(settings)
     assert PROD["SECRET_KEY"] not in shown and "db-pass-4711" not in shown and "MIIEvQIBADAN" not in shown
     assert "pay.example.com" in shown  # what is not secret is still shown
+
+
+@pytest.mark.parametrize(
+    ("name", "largest"),
+    [("TOPUP_EXPIRY_MINUTES", 21600), ("TOPUP_QUERY_MIN_INTERVAL_SECONDS", 86400), ("PREPAID_CARD_VALIDITY_DAYS", 36600)],
+)
+def test_a_duration_past_its_bound_refuses_to_start_instead_of_failing_each_purchase_or_top_up(name, largest, tmp_path):
+    # Millions of days of validity, or an order open for millennia, is past the last datetime.
+    assert getattr(load_settings({name: str(largest)}, instance_path=tmp_path), name.lower()) == largest
+    for too_long in (str(largest + 1), "3000000", "99999999999", "9" * 5000):
+        with pytest.raises(ConfigError, match=f"{name} must be at most {largest}"):
+            load_settings({name: too_long}, instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["1_000", "١٥", "１５", "+15", "-0", "00", "15.0", "1e3"])
+def test_a_duration_must_be_plain_ascii_digits(value, tmp_path):
+    with pytest.raises(ConfigError, match="TOPUP_EXPIRY_MINUTES must be a positive whole number"):
+        load_settings({"TOPUP_EXPIRY_MINUTES": value}, instance_path=tmp_path)

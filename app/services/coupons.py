@@ -124,10 +124,22 @@ def issue_codes(
                 for code in codes
             )
     except IntegrityError as exc:
+        if seed is not None and _issued_already(db, key, codes):
+            # This request ran before and its answer was lost: show the codes it issued.
+            log.info("activation codes shown again", extra={"count": count, "actor": actor})
+            return codes
         # Two equal codes out of ~77 bits each would mean a broken random source.
         raise Conflict("could not issue unique codes; try again", code="code_collision") from exc
     log.info("activation codes issued", extra={"count": count, "actor": actor})
     return codes
+
+
+def _issued_already(db: Database, key: bytes, codes: list[str]) -> bool:
+    """Whether every one of ``codes`` exists: derived from one seed, they were issued together."""
+    hashes = [hash_code(key, code) for code in codes]
+    with db.sessions() as session:
+        found = session.scalar(select(func.count()).select_from(CouponCode).where(CouponCode.code_hash.in_(hashes)))
+    return found == len(codes)
 
 
 def derive_codes(secret_key: str, seed: str, count: int) -> list[str]:

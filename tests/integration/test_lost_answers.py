@@ -7,7 +7,7 @@ and the grant must find what the first run gave instead of giving it twice.
 import pytest
 from sqlalchemy import func, select, update
 
-from app.adapters.db.models import Coupon, IdempotentRequest, PrepaidCard
+from app.adapters.db.models import Coupon, CouponCode, IdempotentRequest, PrepaidCard
 from tests.conftest import bearer
 from tests.integration.wallet_helpers import NEXT_YEAR, assert_ledger_clean, wallet_of
 
@@ -58,3 +58,18 @@ def test_a_lost_grant_key_retried_with_other_terms_is_refused(grant, client, adm
     assert retry.status_code == 422 and retry.get_json()["code"] == "idempotency_key_reused"
     with wallet.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(model)) == 1
+
+
+def test_activation_codes_whose_answer_was_lost_are_shown_again_not_refused(client, admin_token, wallet):
+    body = {"kind": "regular", "amount": "5.00", "expires_at": NEXT_YEAR, "count": 3}
+    headers = dict(bearer(admin_token), **{"Idempotency-Key": "codes-1"})
+    first = client.post("/api/v1/coupons", json=body, headers=headers)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    lose_the_stored_answers(wallet)
+    again = client.post("/api/v1/coupons", json=body, headers=headers)
+    assert again.status_code == 201, again.get_data(as_text=True)
+    assert again.get_json()["codes"] == first.get_json()["codes"]
+    with wallet.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(CouponCode)) == 3
+    # Stored this time: replayed from now on.
+    assert client.post("/api/v1/coupons", json=body, headers=headers).get_json() == first.get_json()

@@ -1,6 +1,8 @@
 """The wallet service: Alipay top-ups, bank transfer reconciliation, coupons, cards, bills."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask
 
 from .adapters.db import Database
@@ -26,6 +28,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        # A page session lasts a working day from signing in, not Flask's default 31 days.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         JSON_SORT_KEYS=False,
     )
     from .web.page_session import CookieSessions

@@ -1,10 +1,18 @@
-"""Signed-in browser sessions: which token a session stands for, checked on every page."""
+"""Signed-in browser sessions: which token a session stands for, checked on every page.
+
+Each session has a row keyed by the hash of a random id that only its cookie holds; signing out
+ends the row, so no copy of the cookie opens the session again.
+"""
 from __future__ import annotations
 
-from sqlalchemy import select
+import hashlib
+import secrets
+
+from sqlalchemy import select, update
 
 from ..adapters.db import Database
-from ..adapters.db.models import ApiToken
+from ..adapters.db.models import ApiToken, PageSession
+from .clock import Clock
 from .tokens import Principal, authenticate
 
 
@@ -13,14 +21,44 @@ def sign_in(db: Database, token: str) -> Principal | None:
     return authenticate(db, (token or "").strip())
 
 
-def session_principal(db: Database, token_id: int) -> Principal | None:
-    """Return the principal of a session's token while it is unrevoked, else None."""
+def open_page_session(db: Database, clock: Clock, principal: Principal) -> str:
+    """Record a new session for ``principal`` and return its id, for the cookie alone."""
+    session_id = secrets.token_urlsafe(32)
+    with db.transaction() as session:
+        session.add(
+            PageSession(id_hash=_hash(session_id), token_id=principal.token_id, created_at=clock.now())
+        )
+    return session_id
+
+
+def end_page_session(db: Database, clock: Clock, session_id: str) -> None:
+    """End a session: its cookie, or any copy of it, opens nothing from now on."""
+    with db.transaction() as session:
+        session.execute(
+            update(PageSession)
+            .where(PageSession.id_hash == _hash(session_id), PageSession.ended_at.is_(None))
+            .values(ended_at=clock.now())
+        )
+
+
+def session_principal(db: Database, token_id: int, session_id: str) -> Principal | None:
+    """Return the principal of a session that was not ended and whose token is unrevoked, else
+    None. (The cookie's signature carries the session's age.)"""
     with db.sessions() as session:
         row = session.execute(
-            select(ApiToken.id, ApiToken.role, ApiToken.account_id).where(
-                ApiToken.id == token_id, ApiToken.revoked_at.is_(None)
+            select(ApiToken.id, ApiToken.role, ApiToken.account_id)
+            .join(PageSession, PageSession.token_id == ApiToken.id)
+            .where(
+                PageSession.id_hash == _hash(session_id),
+                PageSession.ended_at.is_(None),
+                ApiToken.id == token_id,
+                ApiToken.revoked_at.is_(None),
             )
         ).first()
     if row is None:
         return None
     return Principal(token_id=row.id, role=row.role, account_id=row.account_id)
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()

@@ -1,8 +1,9 @@
 """Browser sessions for the pages: who is signed in, role guards and CSRF tokens.
 
-The session cookie (signed with SECRET_KEY) holds the token's id, role and account and a CSRF
-token; never the API token itself. Every page request re-reads the token, so revoking it ends
-the sessions that were opened with it.
+The session cookie (signed with SECRET_KEY) holds the token's id, role and account, the
+session's random id and a CSRF token; never the API token itself. Every page request re-reads
+the session's row and the token, so signing out or revoking the token ends it, even for a copy
+of the cookie; the cookie's signature expires with the session's lifetime.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from ..services.sessions import session_principal
+from ..services.sessions import end_page_session, open_page_session, session_principal
 from ..services.tokens import Principal
 
 CSRF_FIELD = "csrf_token"
@@ -36,7 +37,9 @@ class CookieSessions(SecureCookieSessionInterface):
 
 def start_session(principal: Principal) -> None:
     """Replace whatever the cookie held with a fresh session for ``principal``."""
-    session.clear()
+    end_session()
+    wallet = current_app.extensions["wallet"]
+    session["sid"] = open_page_session(wallet.db, wallet.clock, principal)
     session["token_id"] = principal.token_id
     session["role"] = principal.role
     session["account_id"] = principal.account_id
@@ -44,7 +47,11 @@ def start_session(principal: Principal) -> None:
 
 
 def end_session() -> None:
-    """Forget the signed-in token."""
+    """Sign out: end the session's row, so no copy of its cookie opens it again, and forget it."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        wallet = current_app.extensions["wallet"]
+        end_page_session(wallet.db, wallet.clock, session_id)
     session.clear()
 
 
@@ -79,13 +86,15 @@ def page_principal() -> Principal | None:
     if "principal" in g:
         return g.principal
     principal = None
-    token_id = session.get("token_id")
-    if isinstance(token_id, int):
-        found = session_principal(current_app.extensions["wallet"].db, token_id)
+    token_id, session_id = session.get("token_id"), session.get("sid")
+    if isinstance(token_id, int) or "sid" in session:
+        found = None
+        if isinstance(token_id, int) and isinstance(session_id, str):
+            found = session_principal(current_app.extensions["wallet"].db, token_id, session_id)
         if found is not None and (found.role, found.account_id) == (session.get("role"), session.get("account_id")):
             principal = found
         else:
-            end_session()
+            session.clear()
     g.principal = principal
     return principal
 

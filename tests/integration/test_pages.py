@@ -72,7 +72,7 @@ def test_session_cookie_never_holds_the_token(app, token_for, account):
     cookie = response.headers["Set-Cookie"]
     assert token not in cookie and token[4:20] not in cookie
     with client.session_transaction() as session:
-        assert set(session) == {"token_id", "role", "account_id", "csrf"}
+        assert set(session) == {"sid", "token_id", "role", "account_id", "csrf"}
 
 
 def test_requests_without_a_cookie_skip_the_session_signer_and_pages_keep_their_sessions(

@@ -9,6 +9,7 @@ from .core import (
     JobRun,
     LedgerEntry,
     LedgerTransaction,
+    PageSession,
     TopupOrder,
     Workspace,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "JobRun",
     "LedgerEntry",
     "LedgerTransaction",
+    "PageSession",
     "TopupOrder",
     "Workspace",
     "ActivationFailure",

@@ -1,4 +1,4 @@
-"""Accounts, tokens, the ledger, Alipay top-up orders and notifies, jobs, idempotent requests."""
+"""Accounts, tokens, page sessions, the ledger, Alipay top-up orders and notifies, jobs, idempotent requests."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -71,6 +71,20 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
+
+
+class PageSession(Base):
+    """A signed-in browser session: the cookie carries a random id, this row only its hash.
+
+    Signing out ends the row, so a copy of the cookie (kept from before) opens nothing.
+    """
+
+    __tablename__ = "page_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 class LedgerTransaction(Base):
     """One money movement (a top-up, a bill, an expiry...): the unit of exactly-once."""

@@ -1,0 +1,62 @@
+"""Page sessions end on the server: signing out, or their lifetime running out, ends every copy
+of the cookie, not only the browser's own."""
+import pytest
+
+from tests.integration.test_pages import csrf_of, sign_in
+
+
+@pytest.fixture
+def account(new_account):
+    return new_account("Acme")
+
+
+@pytest.fixture
+def signed_in(app, token_for, account):
+    client = app.test_client()
+    sign_in(client, token_for("account", account["id"]))
+    return client
+
+
+def copy_of_cookie(app, client):
+    name = app.config["SESSION_COOKIE_NAME"]
+    other = app.test_client()
+    other.set_cookie(name, client.get_cookie(name).value)
+    return other
+
+
+def test_a_copy_of_the_session_cookie_opens_nothing_after_signing_out(app, signed_in):
+    copy = copy_of_cookie(app, signed_in)
+    assert copy.get("/billing/").status_code == 200
+    form = signed_in.get("/billing/recharge")
+    assert signed_in.post("/logout", data={"csrf_token": csrf_of(form)}).headers["Location"] == "/login"
+    assert copy.get("/billing/").headers["Location"] == "/login?next=/billing/"
+    sent = copy.post("/billing/recharge", data={"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form)})
+    assert sent.status_code == 302 and sent.headers["Location"] == "/login"
+
+
+def test_signing_in_again_ends_the_session_the_cookie_held_before(app, signed_in, token_for, account):
+    before = copy_of_cookie(app, signed_in)
+    form = signed_in.get("/billing/")  # signed in, /login only redirects
+    signed_in.post("/login", data={"token": token_for("account", account["id"]), "csrf_token": csrf_of(form)})
+    assert signed_in.get("/billing/").status_code == 200
+    assert before.get("/billing/").headers["Location"].startswith("/login")
+
+
+def test_a_page_session_lasts_a_working_day_from_signing_in(app, signed_in, monkeypatch):
+    import time
+
+    signed_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: signed_at + 11 * 3600)
+    assert signed_in.get("/billing/").status_code == 200
+    monkeypatch.setattr(time, "time", lambda: signed_at + 13 * 3600)
+    assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"
+
+
+def test_each_browser_signed_in_with_one_token_signs_out_alone(app, token_for, account):
+    token = token_for("account", account["id"])
+    first, second = app.test_client(), app.test_client()
+    sign_in(first, token)
+    sign_in(second, token)
+    first.post("/logout", data={"csrf_token": csrf_of(first.get("/billing/"))})
+    assert first.get("/billing/").status_code == 302
+    assert second.get("/billing/").status_code == 200

@@ -196,8 +196,11 @@ def test_bank_credit_pays_arrears_first_and_makes_that_invoiceable(client, finan
         (csv_file(row("ok"), row("sub-fen", "1.005")), 3, "1.005"),
         (csv_file(row("ok"), "T9,2026-13-45,1.00,CNY,张三,6222,bad date"), 3, "2026-13-45"),
         (csv_file(row("ok"))[:-30], None, None),  # truncated mid-record
+        # Too long to store as a booking time (a 500 on PostgreSQL), and no ISO 8601 offset.
+        (csv_file(row("ok"), row("x", at="2026-11-26T10:00:00.123456+05:30:15.123456")), 3,
+         "+05:30:15.123456"),
     ],
-    ids=["empty", "binary", "malformed-amount", "sub-fen", "bad-date", "truncated"],
+    ids=["empty", "binary", "malformed-amount", "sub-fen", "bad-date", "truncated", "offset-seconds"],
 )
 def test_bad_file_is_refused_whole_naming_line_and_value(client, finance, payer, wallet, data, line_no, value):
     response = upload(client, finance, data)

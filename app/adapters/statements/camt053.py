@@ -13,7 +13,7 @@ from app.domain.statements import IN, OUT, ParsedStatement, StatementLine
 
 from . import xml_tree
 from .text import reject
-from .values import currency_code, to_fen
+from .values import currency_code, iso_timestamp, to_fen
 
 _NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d{2})")
 SUPPORTED_VERSIONS = range(2, 9)
@@ -217,7 +217,7 @@ def _booking_date(ntry) -> datetime.date | datetime.datetime:
         try:
             if path[-1] == "Dt":
                 return datetime.date.fromisoformat(node.text)
-            return datetime.datetime.fromisoformat(node.text)
+            return iso_timestamp(node.text)
         except ValueError:
             raise reject("bad date", node.line, node.text) from None
     raise reject("entry without a booking or value date", ntry.line)

@@ -88,10 +88,23 @@ def parse_iso_when(text: str, line: int) -> datetime.date | datetime.datetime:
         if len(text) == 10:
             return datetime.date.fromisoformat(text)
         if len(text) > 10 and text[10] in "T ":
-            return datetime.datetime.fromisoformat(text)
+            return iso_timestamp(text)
     except ValueError:
         pass
     raise reject("bad booked_at date", line, text)
+
+
+def iso_timestamp(text: str) -> datetime.datetime:
+    """Parse an ISO 8601 timestamp; raise ``ValueError`` for an offset finer than minutes.
+
+    ISO 8601 (and XML Schema's dateTime) offsets are hours and minutes. Python also reads
+    ``+05:30:15.123456``, whose timestamp no longer fits the 40 characters stored.
+    """
+    moment = datetime.datetime.fromisoformat(text)
+    offset = moment.utcoffset()
+    if offset is not None and offset % datetime.timedelta(minutes=1):
+        raise ValueError("UTC offset with seconds")
+    return moment
 
 
 def with_time(day: datetime.date | datetime.datetime, text: str, line: int):

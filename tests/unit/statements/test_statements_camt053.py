@@ -290,6 +290,12 @@ def test_camt_booking_date_time_is_kept():
     )
 
 
+def test_camt_booking_time_with_seconds_in_its_utc_offset_refuses_the_file():
+    moment = "2026-11-26T10:15:00.123456+08:00:00.000001"
+    error = rejected(camt(entry(dates=f"<BookgDt><DtTm>{moment}</DtTm></BookgDt>")))
+    assert "bad date" in error.detail and moment in error.detail
+
+
 def test_camt_value_date_stands_in_for_a_missing_booking_date():
     value_date = "<ValDt><Dt>2026-11-27</Dt></ValDt>"
     data = camt(entry(status="<Sts><Cd>PDNG</Cd></Sts>", dates=value_date))

@@ -92,6 +92,17 @@ def test_bad_date_refuses_naming_line_and_value(date):
     assert repr(date) in error.detail
 
 
+@pytest.mark.parametrize(
+    "moment", ["2026-11-26T10:00:00+05:30:15", "2026-11-26T10:00:00.123456+05:30:15.123456"]
+)
+def test_timestamp_with_seconds_in_its_utc_offset_is_refused(moment):
+    # ISO 8601 offsets are hours and minutes; Python reads more, which the 40 characters of
+    # a stored booking time cannot hold.
+    error = refusal(canonical("T1,2026-11-26,1,CNY,,,", f"T2,{moment},1,CNY,,,"))
+    assert error.line == 3
+    assert "bad booked_at date" in error.detail
+
+
 def test_missing_required_cell_refuses_the_file():
     error = refusal(canonical("T1,,1,CNY,,,"))
     assert error.line == 2

@@ -1,7 +1,10 @@
 """Operator commands as the contract and the README state them: output, exit codes, refusals."""
 from __future__ import annotations
 
+import os
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select
@@ -116,3 +119,34 @@ def test_db_upgrade_to_an_unknown_revision_is_a_message_and_a_non_zero_exit(make
     result = cli(make_app(url), "db", "upgrade", "no-such-revision")
     assert result.exit_code == 2, (result.output, result.exception)
     assert "error:" in result.output and "no-such-revision" in result.output
+
+
+EXAMPLE_ENV = Path(__file__).resolve().parents[2] / "config" / "production.env.example"
+
+
+def example_assignments() -> dict[str, str]:
+    """The example's NAME=VALUE lines, with the value as written."""
+    pairs = {}
+    for line in EXAMPLE_ENV.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value
+    return pairs
+
+
+def test_the_example_production_env_loads_whole_with_the_shell_command_it_names():
+    # Its header says: `set -a; . FILE; set +a`. A value with spaces must be quoted for that,
+    # or the shell runs its second word as a command and leaves the variable unset.
+    names = list(example_assignments())
+    script = 'set -a; . "$1"; set +a; shift; for n in "$@"; do printf "%s=%s\\0" "$n" "${!n-<unset>}"; done'
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(EXAMPLE_ENV), *names],
+        capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}, timeout=30,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    loaded = dict(item.split("=", 1) for item in result.stdout.split("\0") if item)
+    assert loaded["BANK_NAME"] == "Example Bank, Shanghai Branch"
+    assert loaded["BANK_ACCOUNT_NAME"] == "Example Company Ltd."
+    assert loaded["BANK_ACCOUNT_NUMBER"] == "0000 0000 0000 0000 000"
+    assert "<unset>" not in loaded.values()
+

@@ -150,3 +150,21 @@ def test_the_example_production_env_loads_whole_with_the_shell_command_it_names(
     assert loaded["BANK_ACCOUNT_NUMBER"] == "0000 0000 0000 0000 000"
     assert "<unset>" not in loaded.values()
 
+
+def test_the_example_production_envs_optional_values_are_the_defaults():
+    # The example says of its last lines "these are the defaults": copying them must change nothing.
+    from app.config import load_settings
+
+    text = EXAMPLE_ENV.read_text()
+    optional = text[text.index("# Optional; these are the defaults."):]
+    values = {
+        name.strip(): value.strip()
+        for name, _, value in (line.partition("=") for line in optional.splitlines())
+        if name.strip() and not name.lstrip().startswith("#")
+    }
+    assert values, "the example lists its optional variables"
+    base = {"APP_ENV": "development", "SECRET_KEY": "k" * 40, "INSTANCE_PATH": "/nonexistent"}
+    with_values, without = load_settings({**base, **values}), load_settings(base)
+    for name in values:
+        field = name.lower()
+        assert getattr(with_values, field) == getattr(without, field), name

@@ -59,14 +59,36 @@ token_cli = AppGroup("token", help="API tokens.")
 @click.option("--label", default="", callback=_utf8_text, help="a note saying who or what uses the token")
 def token_create(role: str, account_id: str | None, label: str):
     """Create a token; it is printed once, as the last line."""
-    from .services.tokens import create_token
+    from .services.tokens import authenticate, create_token
 
     try:
         token = create_token(_wallet().db, _wallet().clock, role=role, account_id=account_id, label=label)
     except DomainError as exc:
         _fail(exc.detail, 2)
-    click.echo(f"created a {role} token; store it now, it is not shown again:")
+    token_id = authenticate(_wallet().db, token).token_id
+    click.echo(f"created {role} token {token_id} (token revoke {token_id} ends it); store it now, it is not shown again:")
     click.echo(token)
+
+
+@token_cli.command("list")
+def token_list():
+    """List the tokens: id, role, account, created, revoked, label; never the tokens themselves."""
+    from .services.tokens import list_tokens
+
+    for t in list_tokens(_wallet().db):
+        revoked = t.revoked_at.isoformat() if t.revoked_at else "-"
+        click.echo(f"{t.id}\t{t.role}\t{t.account_id or '-'}\t{t.created_at.isoformat()}\t{revoked}\t{t.label}")
+
+
+@token_cli.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**63 - 1))
+def token_revoke(token_id: int):
+    """Revoke token TOKEN_ID: API calls with it get 401 and its page sessions end."""
+    from .services.tokens import revoke_token
+
+    if not revoke_token(_wallet().db, _wallet().clock, token_id):
+        _fail(f"no unrevoked token has id {token_id}", 2)
+    click.echo(f"token {token_id} revoked")
 
 
 account_cli = AppGroup("account", help="Billing accounts.")

@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..adapters.db import Database
 from ..adapters.db.models import ApiToken
@@ -76,3 +77,45 @@ def authenticate(db: Database, token: str) -> Principal | None:
     if row is None:
         return None
     return Principal(token_id=row.id, role=row.role, account_id=row.account_id)
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A token as operators see it: never the token itself, which is not stored."""
+
+    id: int
+    role: str
+    account_id: str | None
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_tokens(db: Database) -> list[TokenView]:
+    """Return every token, oldest first."""
+    with db.sessions() as session:
+        rows = session.execute(
+            select(
+                ApiToken.id,
+                ApiToken.role,
+                ApiToken.account_id,
+                ApiToken.label,
+                ApiToken.created_at,
+                ApiToken.revoked_at,
+            ).order_by(ApiToken.id)
+        ).all()
+    return [TokenView(*row) for row in rows]
+
+
+def revoke_token(db: Database, clock: Clock, token_id: int) -> bool:
+    """Revoke a token: the API refuses it (401) and the page sessions opened with it end.
+
+    Return False when no unrevoked token has that id.
+    """
+    with db.transaction() as session:
+        revoked = session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=clock.now())
+        ).rowcount
+    return bool(revoked)

@@ -132,9 +132,10 @@ def parse(data: bytes) -> tuple[Node, str]:
     except SAXException as exc:
         line = exc.getLineNumber() if hasattr(exc, "getLineNumber") else _line(reader)
         raise reject(f"malformed XML ({exc.getMessage()})", line) from None
-    except ValueError:
+    except (ValueError, LookupError):
         # pyexpat reads UTF-8, UTF-16 and single-byte encodings only; it refuses a declared
-        # multi-byte one (GBK, GB18030, Shift_JIS) with this error.
+        # multi-byte one (GBK, GB18030, Shift_JIS) with a ValueError, and a name Python
+        # knows no codec of with a LookupError.
         match = _DECLARED_ENCODING.match(data)
         declared = match.group(1).decode("ascii") if match else "?"
         raise reject("XML encoding not supported (CAMT.053 is UTF-8)", 1, declared) from None

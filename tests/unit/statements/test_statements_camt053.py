@@ -405,3 +405,11 @@ def test_camt_declared_multi_byte_encoding_other_than_utf8_is_refused_naming_it(
     assert error.line == 1
     assert "encoding" in error.detail and repr(encoding) in error.detail
     assert "could not be read" not in error.detail
+
+
+@pytest.mark.parametrize("encoding", ["bogus", "x-unknown-8bit"])
+def test_camt_declared_encoding_python_has_no_codec_of_is_refused_naming_it(encoding):
+    data = camt(entry()).replace(b'encoding="UTF-8"', f'encoding="{encoding}"'.encode())
+    error = rejected(data)
+    assert error.line == 1
+    assert "encoding not supported" in error.detail and repr(encoding) in error.detail

@@ -165,3 +165,13 @@ def test_junk_notify_bodies_are_4xx_and_recorded(client, wallet, body):
 def test_junk_requests_on_every_endpoint_are_4xx_never_500(client, admin_token, method, path, kwargs):
     response = getattr(client, method)(path, headers=bearer(admin_token), **kwargs)
     assert 400 <= response.status_code < 500, (path, response.status_code)
+
+
+def test_precreate_answer_nested_too_deep_to_parse_is_502_and_leaves_the_order_pending(client, wallet, account, token):
+    deep = "[" * 100_000 + "]" * 100_000
+    with responses.RequestsMock() as mock:
+        mock.add("POST", GATEWAY, body='{"alipay_trade_precreate_response":%s,"sign":"x"}' % deep)
+        response = post_topup(client, account, token)
+    assert response.status_code == 502
+    assert response.mimetype == "application/problem+json"
+    assert [o.status for o in orders(wallet)] == ["pending"]

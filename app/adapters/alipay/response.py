@@ -71,6 +71,9 @@ def _scan(text: str, index: int) -> tuple[object, int]:
         return _DECODER.raw_decode(text, index)
     except json.JSONDecodeError:
         raise MalformedResponse("response is not valid JSON") from None
+    except RecursionError:
+        # Nested deeper than the parser goes: no answer of Alipay's nests like that.
+        raise MalformedResponse("response is nested too deeply") from None
 
 
 def _skip_ws(text: str, index: int) -> int:

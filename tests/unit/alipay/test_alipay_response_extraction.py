@@ -87,3 +87,9 @@ def test_duplicate_top_level_members_are_malformed():
 
 def test_empty_object_has_no_members():
     assert top_level_members(" {} ") == {}
+
+
+def test_a_value_nested_deeper_than_the_parser_goes_is_malformed():
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(MalformedResponse):
+        top_level_members('{"%s":%s,"sign":"x"}' % (KEY, deep))

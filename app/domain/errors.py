@@ -56,6 +56,11 @@ class InsufficientFunds(Conflict):
     title = "Insufficient funds"
 
 
+class BalanceLimit(Conflict):
+    code = "balance_limit"
+    title = "Balance limit reached"
+
+
 class RateLimited(DomainError):
     status = 429
     code = "rate_limited"

@@ -4,9 +4,15 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from .errors import InvalidMoney
+from .errors import BalanceLimit, InvalidMoney
 
 FEN_PER_YUAN = 100
+# The most an account's cash, arrears or invoiceable may hold (a coupon or card is bounded by
+# its face value): far past any real wallet, a hundred times the largest amount a request
+# carries, and far enough below the 2**63 - 1 fen of a BIGINT column (and of SQLite's integers)
+# that a balance at the limit plus any one amount still fits. Past it a movement is refused,
+# never failed by the database.
+MAX_BALANCE_FEN = 10**18
 # Digits, optionally a dot and one or two decimals. No sign, exponent, spaces or separators.
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,13})(?:\.([0-9]{1,2}))?")
 
@@ -71,3 +77,10 @@ def parse_bank_amount(text: str) -> int:
         raise InvalidMoney(f"{raw} has a non-zero digit below the fen")
     fen = int(whole) * FEN_PER_YUAN + int(frac[:2].ljust(2, "0"))
     return -fen if sign == "-" else fen
+
+
+def check_balance(fen: int, what: str) -> int:
+    """Return a new balance of ``what``; refuse one past ``MAX_BALANCE_FEN``."""
+    if fen > MAX_BALANCE_FEN:
+        raise BalanceLimit(f"{what} would exceed {format_fen(MAX_BALANCE_FEN)}, the most a balance holds")
+    return fen

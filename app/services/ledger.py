@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, one_of, update_rows
+from ..adapters.db.types import fen_sum_parts, fen_total
 from ..adapters.db.models import (
     UNIT_MODELS,
     Account,
@@ -27,7 +28,7 @@ from ..adapters.db.models import (
     TopupOrder,
 )
 from ..domain.errors import AccountNotFound, InsufficientFunds
-from ..domain.money import format_fen
+from ..domain.money import check_balance, format_fen
 from ..domain.topup import TopupSplit, split_topup
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _apply(account: Account, posting: Posting) -> int:
         if posting.unit is not None:
             raise ValueError(f"bucket {posting.bucket} takes no unit")
         attr = ACCOUNT_BUCKETS[posting.bucket]
-        new = getattr(account, attr) + posting.amount_fen
+        new = check_balance(getattr(account, attr) + posting.amount_fen, posting.bucket)
         if new < 0:
             raise InsufficientFunds(f"{posting.bucket} would go below zero")
         setattr(account, attr, new)
@@ -331,11 +332,11 @@ def _topup_entries(credits, txn_ids, balances, now):
         if paid:
             balance["arrears"] -= paid
             yield (txn_id, entry_key(key, 0, "arrears"), account_id, "arrears", -paid, balance["arrears"], now)
-            balance["invoiceable"] += paid
+            balance["invoiceable"] = check_balance(balance["invoiceable"] + paid, "invoiceable")
             yield (txn_id, entry_key(key, 1, "invoiceable"), account_id, "invoiceable", paid, balance["invoiceable"], now)
             index = 2
         if cash:
-            balance["cash"] += cash
+            balance["cash"] = check_balance(balance["cash"] + cash, "cash")
             yield (txn_id, entry_key(key, index, "cash"), account_id, "cash", cash, balance["cash"], now)
 
 
@@ -380,11 +381,11 @@ def verify(session: Session) -> list[Difference]:
             LedgerEntry.account_id,
             LedgerEntry.bucket,
             LedgerEntry.unit_id,
-            func.sum(LedgerEntry.amount_fen),
+            *fen_sum_parts(LedgerEntry.amount_fen),
         ).group_by(LedgerEntry.account_id, LedgerEntry.bucket, LedgerEntry.unit_id)
     )
-    for account_id, bucket, unit_id, total in rows:
-        sums[(account_id, bucket, unit_id)] = int(total or 0)
+    for account_id, bucket, unit_id, high, low in rows:
+        sums[(account_id, bucket, unit_id)] = fen_total(high, low)
 
     differences = []
     for account in session.execute(select(Account)).scalars():

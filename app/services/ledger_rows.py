@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, insert, select, update
 from ..adapters.db.fastpath import Prepared, PreparedRows
 from ..adapters.db.models import Account, LedgerEntry, LedgerTransaction
 from ..domain.errors import InsufficientFunds
+from ..domain.money import check_balance
 from .ledger import ACCOUNT_BUCKETS
 
 _txns = LedgerTransaction.__table__
@@ -75,7 +76,7 @@ class Movement:
         if unit is None:
             if bucket not in ACCOUNT_BUCKETS:
                 raise ValueError(f"bucket {bucket} needs a unit")
-            new = self.balances[bucket] + amount_fen
+            new = check_balance(self.balances[bucket] + amount_fen, bucket)
             if new < 0:
                 raise InsufficientFunds(f"{bucket} would go below zero")
             self.balances[bucket] = new

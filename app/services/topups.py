@@ -30,7 +30,7 @@ from ..adapters.db.types import UTCDateTime, require_aware
 from ..config import Settings
 from ..domain.errors import GatewayError, GatewayRejected, InsufficientFunds, InvalidInput, InvalidMoney, NotFound
 from ..domain.ids import new_out_trade_no
-from ..domain.money import parse_amount
+from ..domain.money import MAX_BALANCE_FEN, check_balance, parse_amount
 from ..domain.payment import Decision, Outcome, decide_notify
 from ..domain.topup import split_topup
 from . import ledger
@@ -319,6 +319,8 @@ def _credit_unless_anything_differs():
             _orders.c.status != "paid",
             _orders.c.amount_fen == bindparam("p_amount", type_=_orders.c.amount_fen.type),
             _accounts.c.arrears_fen == 0,
+            # A credit past the balance limit is refused by the general path.
+            _accounts.c.cash_fen <= MAX_BALANCE_FEN - bindparam("p_amount", type_=_accounts.c.cash_fen.type),
         )
         .with_for_update()
         .cte("target")
@@ -651,7 +653,7 @@ def _credit_and_record(
     entries = []
     postings = (("arrears", -split.arrears_paid_fen), ("invoiceable", split.arrears_paid_fen), ("cash", split.cash_fen))
     for index, (bucket, amount_fen) in enumerate(p for p in postings if p[1]):
-        balances[bucket] += amount_fen
+        balances[bucket] = check_balance(balances[bucket] + amount_fen, bucket)
         if balances[bucket] < 0:
             raise InsufficientFunds(f"{bucket} would go below zero")
         entries.append((ledger.entry_key(key, index, bucket), bucket, amount_fen, balances[bucket]))

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..adapters.db.models import Account, Coupon, PrepaidCard
+from ..adapters.db.types import fen_sum_parts, fen_total
 from ..domain.money import format_fen
 from . import ledger
 from .idempotency import key_reused
@@ -148,16 +149,16 @@ def _iso(moment: datetime) -> str:
 
 
 def _spendable_total(session: Session, model, account_id: str, now: datetime, *where) -> int:
-    total = session.execute(
-        select(func.coalesce(func.sum(model.balance_fen), 0)).where(
+    high, low = session.execute(
+        select(*fen_sum_parts(model.balance_fen)).where(
             model.account_id == account_id,
             model.status == "active",
             model.valid_from <= now,
             model.expires_at > now,
             *where,
         )
-    ).scalar_one()
-    return int(total)
+    ).one()
+    return fen_total(high, low)
 
 
 def regular_coupons_total(session: Session, account_id: str, now: datetime) -> int:

@@ -3,12 +3,28 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, Integer
+from sqlalchemy import BigInteger, DateTime, Integer, func
 from sqlalchemy.types import TypeDecorator
 
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 Fen = BigInteger
+_SUM_SPLIT = 2**32
+
+
+def fen_sum_parts(column) -> tuple:
+    """SUM a fen column in two parts that overflow on neither database; ``fen_total`` joins them.
+
+    Rows each within BIGINT can add up past 2**63 - 1: PostgreSQL's SUM (a NUMERIC) still
+    answers, SQLite's fails with "integer overflow". Both divide integers truncating, so each
+    value is exactly its quotient times the split plus its remainder.
+    """
+    return func.sum(column // _SUM_SPLIT), func.sum(column % _SUM_SPLIT)
+
+
+def fen_total(high, low) -> int:
+    """Join the two parts of ``fen_sum_parts``; no rows (NULL sums) is zero."""
+    return int(high or 0) * _SUM_SPLIT + int(low or 0)
 
 
 class UTCDateTime(TypeDecorator):

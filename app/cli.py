@@ -39,13 +39,19 @@ def db_upgrade(revision: str):
     """Migrate the database to REVISION (default: the newest)."""
     from alembic.util import CommandError
 
-    from .adapters.db.migrate import upgrade
+    from .adapters.db.migrate import database_revision, named_revision, upgrade
 
+    url = _wallet().settings.database_url
     try:
-        upgrade(_wallet().settings.database_url, revision)
+        upgrade(url, revision)
     except CommandError as exc:  # an unknown revision: the message names it
         _fail(str(exc), 2)
-    click.echo(f"database at {revision}")
+    reached = database_revision(url)
+    target = named_revision(revision)
+    if target is not None and reached != target:
+        # Alembic's upgrade never goes back: the schema is newer than the revision asked for.
+        _fail(f"the database is at {reached}, past {revision}; upgrade does not go back", 2)
+    click.echo(f"database at {reached}")
 
 
 token_cli = AppGroup("token", help="API tokens.")

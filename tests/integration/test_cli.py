@@ -121,6 +121,42 @@ def test_db_upgrade_to_an_unknown_revision_is_a_message_and_a_non_zero_exit(make
     assert "error:" in result.output and "no-such-revision" in result.output
 
 
+def alembic_revision(url: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+    engine.dispose()
+    return revision
+
+
+def test_db_upgrade_says_the_revision_the_database_is_at(make_app, tmp_path):
+    from app.adapters.db.migrate import current_heads
+
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    app = make_app(url)
+    result = cli(app, "db", "upgrade", "0002")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "database at 0002"
+    result = cli(app, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == f"database at {current_heads()[0]}"
+
+
+def test_db_upgrade_to_a_revision_the_database_is_past_exits_non_zero_naming_where_it_is(make_app, tmp_path):
+    # Alembic's upgrade never goes back: the schema stays newer than the revision asked for, and
+    # "database at 0002" would send an operator rolling back to start old code on it.
+    from app.adapters.db.migrate import current_heads
+
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    app = make_app(url)
+    assert cli(app, "db", "upgrade").exit_code == 0
+    result = cli(app, "db", "upgrade", "0002")
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "0002" in result.output and current_heads()[0] in result.output
+    assert "database at 0002" not in result.output
+    assert alembic_revision(url) == current_heads()[0]
+
+
 EXAMPLE_ENV = Path(__file__).resolve().parents[2] / "config" / "production.env.example"
 
 

@@ -28,6 +28,34 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def database_revision(url: str) -> str | None:
+    """Return the revision the database at ``url`` is at; None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def named_revision(revision: str) -> str | None:
+    """Return the revision id that ``revision`` (``head``, an id or its prefix) names.
+
+    None when it names none by itself (a relative step such as ``+1``).
+    """
+    from alembic.script import ScriptDirectory
+
+    try:
+        script = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision)
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for what it cannot resolve
+        return None
+    return script.revision if script is not None else None
+
+
 def current_heads() -> tuple[str, ...]:
     """Return the head revisions of the migration scripts."""
     from alembic.script import ScriptDirectory

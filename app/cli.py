@@ -1,11 +1,13 @@
 """Operator commands: ``flask --app wsgi db|token|account|ledger|jobs|scheduler``."""
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import DBAPIError
 
 from .domain.errors import DomainError
 from .domain.money import format_fen
@@ -15,9 +17,28 @@ def _wallet():
     return current_app.extensions["wallet"]
 
 
+# Exit status of a command whose database failed (unreachable, or broke off mid-command): not 1,
+# which ``ledger verify`` uses for differences found, so that "could not check" stays distinct.
+DATABASE_FAILED = 4
+
+
 def _fail(message: str, code: int = 1):
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _database_failures_reported(command):
+    """Answer a failing database with one ``error:`` line and DATABASE_FAILED, not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+            _fail(f"the database failed: {reason[0]}", DATABASE_FAILED)
+
+    return run
 
 
 def _utf8_text(ctx, param, value):
@@ -35,6 +56,7 @@ db_cli = AppGroup("db", help="Create or migrate the database schema.")
 
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
+@_database_failures_reported
 def db_upgrade(revision: str):
     """Migrate the database to REVISION (default: the newest)."""
     from alembic.util import CommandError
@@ -63,6 +85,7 @@ token_cli = AppGroup("token", help="API tokens.")
     "--account", "account_id", default=None, callback=_utf8_text, help="the account, for the account role"
 )
 @click.option("--label", default="", callback=_utf8_text, help="a note saying who or what uses the token")
+@_database_failures_reported
 def token_create(role: str, account_id: str | None, label: str):
     """Create a token; it is printed once, as the last line."""
     from .services.tokens import authenticate, create_token
@@ -77,6 +100,7 @@ def token_create(role: str, account_id: str | None, label: str):
 
 
 @token_cli.command("list")
+@_database_failures_reported
 def token_list():
     """List the tokens: id, role, account, created, revoked, label; never the tokens themselves."""
     from .services.tokens import list_tokens
@@ -88,6 +112,7 @@ def token_list():
 
 @token_cli.command("revoke")
 @click.argument("token_id", type=click.IntRange(1, 2**63 - 1))
+@_database_failures_reported
 def token_revoke(token_id: int):
     """Revoke token TOKEN_ID: API calls with it get 401 and its page sessions end."""
     from .services.tokens import revoke_token
@@ -103,6 +128,7 @@ account_cli = AppGroup("account", help="Billing accounts.")
 @account_cli.command("create")
 @click.option("--name", required=True, callback=_utf8_text)
 @click.option("--settlement", type=click.Choice(["guance", "cloud"]), default="guance")
+@_database_failures_reported
 def account_create(name: str, settlement: str):
     """Create an account and print its id and remittance code."""
     from .services.accounts import create_account
@@ -119,6 +145,7 @@ ledger_cli = AppGroup("ledger", help="The ledger.")
 
 
 @ledger_cli.command("verify")
+@_database_failures_reported
 def ledger_verify():
     """Compare every cached balance with its ledger entries, check the ledger's references and
     its agreement with orders and statement lines; exit 1 on any difference."""

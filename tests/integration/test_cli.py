@@ -204,3 +204,22 @@ def test_the_example_production_envs_optional_values_are_the_defaults():
     for name in values:
         field = name.lower()
         assert getattr(with_values, field) == getattr(without, field), name
+
+
+# Nothing listens on port 1: the database cannot be reached.
+UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/wallet"
+
+
+@pytest.mark.parametrize("args", [
+    ("ledger", "verify"),
+    ("token", "create", "--role", "admin"),
+    ("token", "list"),
+    ("token", "revoke", "1"),
+    ("account", "create", "--name", "Acme"),
+    ("db", "upgrade"),
+])
+def test_a_database_that_cannot_be_reached_is_one_error_line_and_exit_4_not_a_traceback(make_app, args):
+    result = cli(make_app(UNREACHABLE), *args)
+    assert result.exit_code == 4, (result.output, result.exception)
+    assert result.output.startswith("error: the database failed: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output

@@ -6,6 +6,7 @@ checkout URL to a customer's browser; they show an amount and a status, nothing 
 from __future__ import annotations
 
 import io
+from urllib.parse import urlsplit
 
 import segno
 from flask import Blueprint, abort, current_app, jsonify, render_template
@@ -52,8 +53,17 @@ def checkout(out_trade_no: str):
         amount=format_fen(view.amount_fen),
         status=_status_label(view, now),
         qr=qr_svg(view.qr_code) if view.qr_code else None,
+        qr_link=_web_link(view.qr_code),
         seconds_left=max(0, int((view.expires_at - now).total_seconds())),
     )
+
+
+def _web_link(url: str | None) -> str | None:
+    """``url`` when a browser may follow it from our page (http or https), else None."""
+    try:
+        return url if url and urlsplit(url).scheme.lower() in ("http", "https") else None
+    except ValueError:  # an unparsable URL, such as an unclosed IPv6 bracket
+        return None
 
 
 @pages.get("/checkout/<out_trade_no>/status")

@@ -17,7 +17,10 @@ def problem(status: int, title: str, detail: str, code: str, **extra) -> Respons
     """Build a problem+json response."""
     body = {"type": "about:blank", "status": status, "title": title, "detail": detail, "code": code}
     body.update({k: v for k, v in extra.items() if v is not None})
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM)
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM)
+    # A detail may quote what the request sent (an id from the path, a file's line): never HTML.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def domain_problem(exc: DomainError) -> Response:

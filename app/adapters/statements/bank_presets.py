@@ -138,14 +138,19 @@ PRESETS: tuple[BankPreset, ...] = (
 BANK_FORMATS: tuple[str, ...] = tuple(dict.fromkeys(p.format for p in PRESETS))
 
 _FULL_WIDTH = str.maketrans("（）【】：／", "()[]:/")
-_BILINGUAL = re.compile(r"\[[^\]]*\]$")
 _SPACES = re.compile(r"[\s\u3000\ufeff\"']+")
 
 
 def normalise_header(cell: str) -> str:
     """Normalise a header cell for comparison with the names in the table."""
     name = _SPACES.sub("", cell.translate(_FULL_WIDTH))
-    return _BILINGUAL.sub("", name)
+    if not name.endswith("]"):
+        return name
+    # The "[" opening the suffix is the first after any other "]". Found with string
+    # methods, not a regex searched from every "[": a 16 KiB cell of them would cost
+    # seconds, and the preamble lines before the header are searched cell by cell.
+    opening = name.find("[", name.rfind("]", 0, -1) + 1, -1)
+    return name if opening == -1 else name[:opening]
 
 
 def find_column(headers: list[str], candidates: tuple[str, ...]) -> int | None:

@@ -18,6 +18,7 @@ from ..services.sessions import end_page_session, open_page_session, session_pri
 from ..services.tokens import Principal
 
 CSRF_FIELD = "csrf_token"
+MAX_FORM_BYTES = 64 * 1024
 HOMES = {"account": "/billing/", "finance": "/finance/", "admin": "/finance/"}
 
 
@@ -132,6 +133,9 @@ def guard(blueprint: Blueprint, *, roles: tuple[str, ...] | None, others_to_home
 
     @blueprint.before_request
     def _guard():
+        # A page form is a few short fields; anyone may post to the sign-in form, and no page
+        # takes an upload, so a larger body is refused (413) before any of it is read or spooled.
+        request.max_content_length = MAX_FORM_BYTES
         if roles is not None:
             principal = page_principal()
             if principal is None:

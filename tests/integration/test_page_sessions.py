@@ -1,5 +1,7 @@
 """Page sessions end on the server: signing out, or their lifetime running out, ends every copy
-of the cookie, not only the browser's own."""
+of the cookie, not only the browser's own. Page forms take small bodies only."""
+import io
+
 import pytest
 
 from tests.integration.test_pages import csrf_of, sign_in
@@ -60,3 +62,13 @@ def test_each_browser_signed_in_with_one_token_signs_out_alone(app, token_for, a
     first.post("/logout", data={"csrf_token": csrf_of(first.get("/billing/"))})
     assert first.get("/billing/").status_code == 302
     assert second.get("/billing/").status_code == 200
+
+
+def test_page_forms_refuse_a_large_body_before_reading_it(app, signed_in):
+    big = {"token": "wlt_x", "upload": (io.BytesIO(b"x" * (1024 * 1024)), "big.bin")}
+    assert app.test_client().post("/login", data=big, content_type="multipart/form-data").status_code == 413
+    form = signed_in.get("/billing/recharge")
+    padded = {"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form), "pad": "x" * (128 * 1024)}
+    assert signed_in.post("/billing/recharge", data=padded).status_code == 413
+    assert signed_in.post("/billing/recharge", data={"amount": "", "method": "alipay",
+                                                     "csrf_token": csrf_of(form)}).status_code == 422

@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from ..adapters.db.errors import is_passing_failure
 from ..domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -44,5 +45,18 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if is_passing_failure(exc):
+            # The connection broke, or the transaction lost a race or timed out: the request
+            # may go through when sent again (with the same Idempotency-Key, if it had one).
+            reason = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0][:200]
+            log.warning("database failure", extra={"path": request.path, "error": type(exc).__name__, "reason": reason})
+            response = problem(
+                503,
+                "Service unavailable",
+                "the database could not complete the request just now; send it again",
+                "database_unavailable",
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error", extra={"path": request.path})
         return problem(500, "Internal error", "the server could not complete the request", "internal_error")

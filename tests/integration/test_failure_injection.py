@@ -174,7 +174,13 @@ def until_it_goes_through(wallet, inject, mode, attempt, *, failed_ok=None, limi
 
 
 def problem_5xx(response) -> bool:
-    return 500 <= response.status_code < 600 and response.mimetype == "application/problem+json"
+    """Every injected failure is a passing one: a 503 problem that asks for the request again."""
+    return (
+        response.status_code == 503
+        and response.mimetype == "application/problem+json"
+        and response.get_json()["code"] == "database_unavailable"
+        and response.headers.get("Retry-After") == "1"
+    )
 
 
 # -- bills ------------------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""Which database failures are passing: the same request may well succeed when sent again."""
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+# PostgreSQL error codes (SQLSTATE) of failures that say nothing about the request itself:
+# the connection broke, the server is starting or shutting down, or the transaction lost a
+# race (serialization failure, deadlock, a lock or statement timeout).
+_PASSING_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"})
+
+
+def is_passing_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a database failure that retrying the whole request may get past."""
+    if isinstance(error, (PoolTimeout, DisconnectionError)):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error) or "busy" in str(error)
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _PASSING_SQLSTATES or sqlstate.startswith("08")
+    # psycopg raises OperationalError without a SQLSTATE when the connection itself fails
+    # (the server closed it, or it could not be opened).
+    try:
+        from psycopg import OperationalError  # the PostgreSQL driver is an optional extra
+    except ImportError:
+        return False
+    return isinstance(error, OperationalError)

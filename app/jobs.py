@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from dataclasses import dataclass
@@ -264,5 +265,23 @@ def run_scheduler(wallet: Wallet) -> None:
             coalesce=True,
             misfire_grace_time=job.interval_seconds,
         )
+    stopping: list[threading.Thread] = []
+
+    def stop(signum, _frame) -> None:
+        # SIGTERM (a service manager stopping it) or SIGINT: a job that is running finishes and
+        # releases its lease, instead of dying mid-run and leaving the lease to lapse. The
+        # shutdown waits for it in a thread of its own, never inside this signal handler.
+        if stopping:
+            return
+        log.info("scheduler stopping: running jobs finish first", extra={"signal": signal.Signals(signum).name})
+        scheduler.pause()  # no job starts from now on
+        stopping.append(threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, name="scheduler-stop"))
+        stopping[0].start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
     log.info("scheduler started", extra={"holder": holder, "jobs": ",".join(JOBS)})
     scheduler.start()
+    for thread in stopping:
+        thread.join()
+    log.info("scheduler stopped", extra={"holder": holder})

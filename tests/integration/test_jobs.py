@@ -1,9 +1,18 @@
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, func, select
 
+from app.adapters.db.migrate import upgrade
+from app.adapters.db.models import JobLock, JobRun
 from app.jobs import JOBS, Job, acquire_lease, claim_slot, register_job, run_job, scheduler_tick
 from app.services.clock import Clock
 
@@ -177,3 +186,56 @@ def test_hosts_whose_clocks_disagree_run_a_tick_once(pg_url, make_app):
     finally:
         JOBS.pop("skew-tick-test")
     assert calls == [1]
+
+
+SCHEDULER_WITH_A_SLOW_JOB = """
+import sys, time
+from pathlib import Path
+
+from app import create_app
+from app.jobs import JOBS, Job, register_job, run_scheduler
+
+marks = Path(sys.argv[1])
+
+
+def slow(wallet):
+    (marks / "started").touch()
+    time.sleep(1.5)
+    (marks / "finished").touch()
+    return "slow done"
+
+
+JOBS.clear()
+register_job(Job("slow", 1, slow, "a job that takes a while"))
+run_scheduler(create_app().extensions["wallet"])
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_scheduler_lets_its_running_job_finish_and_release_its_lease(tmp_path, signum):
+    url = f"sqlite:///{tmp_path / 'wallet.sqlite3'}"
+    upgrade(url)
+    env = {"PATH": os.environ.get("PATH", ""), "APP_ENV": "test", "DATABASE_URL": url, "LOG_LEVEL": "INFO",
+           "INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "test-secret-key-" + "x" * 32}
+    process = subprocess.Popen([sys.executable, "-c", SCHEDULER_WITH_A_SLOW_JOB, str(tmp_path)], env=env,
+                               cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            if (tmp_path / "started").exists() or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (tmp_path / "started").exists(), process.stderr.read() if process.poll() is not None else "no run"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert (tmp_path / "finished").exists()  # the run was not cut off
+    assert "scheduler stopping" in stderr and "scheduler stopped" in stderr
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        leases = connection.execute(select(func.count()).select_from(JobLock.__table__)).scalar_one()
+        runs = connection.execute(select(JobRun.__table__.c.outcome, JobRun.__table__.c.finished_at)).all()
+    engine.dispose()
+    assert leases == 0
+    assert runs and all(outcome == "ok" and finished is not None for outcome, finished in runs)

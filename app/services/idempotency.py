@@ -35,6 +35,37 @@ def begin(
             "Idempotency-Key must be 1 to 200 characters, without NUL", code="invalid_idempotency_key"
         )
     now = clock.now()
+    # A request that failed releases its key (``finish``): between this claim failing and the
+    # read below, the row may be gone again. Then the key is free: claim it once more.
+    for _ in range(3):
+        if _claim(db, scope=scope, key=key, method=method, path=path, request_hash=request_hash, now=now):
+            return None
+        with db.transaction() as session:
+            row = session.execute(
+                select(IdempotentRequest).where(
+                    IdempotentRequest.scope == scope, IdempotentRequest.key == key
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                continue
+            if row.request_hash != request_hash or row.method != method or row.path != path:
+                raise key_reused()
+            if row.state == "done":
+                return StoredResponse(row.response_status, row.response_body or b"", row.response_content_type or "")
+            if now - row.created_at < ABANDONED_AFTER:
+                raise _in_progress()
+            taken = session.execute(
+                update(IdempotentRequest)
+                .where(IdempotentRequest.id == row.id, IdempotentRequest.created_at == row.created_at)
+                .values(created_at=now)
+            ).rowcount
+            if not taken:
+                raise _in_progress()
+            return None
+    raise _in_progress()
+
+
+def _claim(db: Database, *, scope: str, key: str, method: str, path: str, request_hash: str, now) -> bool:
     try:
         with db.transaction() as session:
             session.add(
@@ -48,35 +79,13 @@ def begin(
                     created_at=now,
                 )
             )
-        return None
+        return True
     except IntegrityError:
-        pass
-    with db.transaction() as session:
-        row = session.execute(
-            select(IdempotentRequest).where(
-                IdempotentRequest.scope == scope, IdempotentRequest.key == key
-            )
-        ).scalar_one()
-        if row.request_hash != request_hash or row.method != method or row.path != path:
-            raise key_reused()
-        if row.state == "done":
-            return StoredResponse(row.response_status, row.response_body or b"", row.response_content_type or "")
-        if now - row.created_at < ABANDONED_AFTER:
-            raise Conflict(
-                "a request with this Idempotency-Key is still in progress",
-                code="idempotency_in_progress",
-            )
-        taken = session.execute(
-            update(IdempotentRequest)
-            .where(IdempotentRequest.id == row.id, IdempotentRequest.created_at == row.created_at)
-            .values(created_at=now)
-        ).rowcount
-        if not taken:
-            raise Conflict(
-                "a request with this Idempotency-Key is still in progress",
-                code="idempotency_in_progress",
-            )
-    return None
+        return False
+
+
+def _in_progress() -> Conflict:
+    return Conflict("a request with this Idempotency-Key is still in progress", code="idempotency_in_progress")
 
 
 def key_reused() -> InvalidInput:

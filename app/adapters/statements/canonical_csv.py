@@ -23,9 +23,14 @@ COLUMNS = (
 _STRIP = " \t"
 
 
+def _header_names(cells: list[str]) -> list[str]:
+    """The header's column names as compared: without spaces, tabs or a stray byte order mark."""
+    return [cell.strip(" \t\ufeff").lower() for cell in cells]
+
+
 def header_columns(cells: list[str]) -> dict[str, int] | None:
     """Map the canonical column names to their index, or None if a name is missing."""
-    names = [cell.strip(" \t\ufeff").lower() for cell in cells]
+    names = _header_names(cells)
     if not set(COLUMNS) <= set(names):
         return None
     return {name: names.index(name) for name in COLUMNS}
@@ -41,13 +46,13 @@ def parse(text: str) -> ParsedStatement:
             continue  # blank lines before the header
         columns = header_columns(cells)
         if columns is None:
-            missing = [name for name in COLUMNS if name not in {c.strip().lower() for c in cells}]
+            missing = [name for name in COLUMNS if name not in _header_names(cells)]
             raise reject(
                 f"not a canonical CSV header (missing {', '.join(missing)})",
                 first,
                 csv_text.raw(first, last),
             )
-        names = [cell.strip().lower() for cell in cells]
+        names = _header_names(cells)
         duplicated = sorted({name for name in COLUMNS if names.count(name) > 1})
         if duplicated:
             raise reject("column named twice in the header", first, ", ".join(duplicated))

@@ -122,6 +122,17 @@ def test_canonical_column_named_twice_is_refused():
     assert "amount" in caught.value.detail
 
 
+@pytest.mark.parametrize("header", [
+    "\ufeff" + HEADER + ",transaction_id",  # a second byte order mark before the first name
+    HEADER.replace("amount", " amount\t") + ",amount",
+])
+def test_canonical_column_named_twice_is_refused_however_its_names_are_padded(header):
+    with pytest.raises(StatementRejected) as caught:
+        parse_statement(csv_bytes("T1,2026-11-26,1,CNY,,,,T2", header=header, bom=True), "csv")
+    assert caught.value.line == 1
+    assert "named twice" in caught.value.detail
+
+
 def test_canonical_zero_amount_refuses_the_file():
     with pytest.raises(StatementRejected) as caught:
         parse_statement(csv_bytes("T1,2026-11-26,1,CNY,,,", "T2,2026-11-26,0.00,CNY,,,"))

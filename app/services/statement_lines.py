@@ -23,6 +23,12 @@ from .reconcile import LEDGER_KIND, REVERSAL_KIND, credit_key, undo_key
 
 log = logging.getLogger(__name__)
 
+# What the account's own ledger says of a manual match and of its undo. Finance's reason is
+# kept with the line and its recorded action, never in the customer's ledger: it is an
+# internal note, and an undo's reason often names whoever the money really belonged to.
+MATCHED_BY_HAND_MEMO = "bank transfer, matched by finance"
+UNDONE_MEMO = "bank transfer credited in error, taken back by finance"
+
 
 @dataclass(frozen=True)
 class LineView:
@@ -118,7 +124,7 @@ def match_line(
             kind=LEDGER_KIND,
             now=now,
             reference=f"statement_line:{line.id}",
-            memo=reason,
+            memo=MATCHED_BY_HAND_MEMO,
             actor=actor,
         )
         line.status, line.account_id, line.reason = MATCHED, account.id, reason
@@ -154,7 +160,7 @@ def unmatch_line(db: Database, clock: Clock, *, line_id: int, reason: str, actor
             kind=REVERSAL_KIND,
             now=now,
             reference=f"statement_line:{line.id}",
-            memo=reason,
+            memo=UNDONE_MEMO,
             actor=actor,
             postings=[
                 ledger.Posting("cash", -taken),

@@ -218,3 +218,22 @@ def test_an_upload_whose_file_name_holds_a_nul_is_422_and_imports_nothing(client
     assert response.status_code == 422, response.get_data(as_text=True)
     assert response.get_json()["field"] == "file"
     assert lines(client, finance) == []
+
+
+def test_the_customers_ledger_shows_a_plain_memo_for_a_match_by_hand_and_its_undo_never_the_reason(
+        client, finance, payer, token_for, wallet):
+    upload(client, finance, csv_file(row("房租", "250.00")))
+    line = only_line(client, finance, "unmatched")
+    match(client, finance, line["id"], payer["id"], "ticket 4411: the receipt looks forged")
+    unmatch(client, finance, line["id"], "belongs to Beta Trading Ltd, account 6222029999")
+    customer = token_for("account", payer["id"])
+    response = client.get(f"/api/v1/accounts/{payer['id']}/ledger", headers=bearer(customer))
+    memos = {entry["kind"]: entry["memo"] for entry in response.get_json()["entries"]}
+    assert set(memos.values()) == {
+        "bank transfer, matched by finance", "bank transfer credited in error, taken back by finance"}
+    assert "forged" not in response.get_data(as_text=True)
+    assert "Beta Trading" not in response.get_data(as_text=True)
+    # Finance still reads why, on the line and in its recorded actions.
+    assert only_line(client, finance)["reason"] == "belongs to Beta Trading Ltd, account 6222029999"
+    assert [reason for _, _, _, reason, _ in actions(wallet)] == [
+        "ticket 4411: the receipt looks forged", "belongs to Beta Trading Ltd, account 6222029999"]

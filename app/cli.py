@@ -20,6 +20,9 @@ def _wallet():
 # Exit status of a command whose database failed (unreachable, or broke off mid-command): not 1,
 # which ``ledger verify`` uses for differences found, so that "could not check" stays distinct.
 DATABASE_FAILED = 4
+# Exit status of ``jobs run`` when the job ran but some of its items failed (an order Alipay
+# could not be asked about, an inbox file that could not be imported).
+JOB_ITEMS_FAILED = 5
 
 
 def _fail(message: str, code: int = 1):
@@ -200,6 +203,9 @@ def jobs_run(name: str):
     if summary is None:
         _fail(f"{name} is running elsewhere; not run", 3)
     click.echo(summary)
+    errors = getattr(summary, "errors", 0)
+    if errors:
+        _fail(f"{name} ran, but {errors} of its items failed (see the log); they wait for the next run", JOB_ITEMS_FAILED)
 
 
 @click.command("scheduler")

@@ -20,11 +20,26 @@ from .wiring import Wallet
 log = logging.getLogger(__name__)
 
 
+class Summary(str):
+    """A job run's one-line summary, and how many of its items failed (logged one by one).
+
+    A run with failures still did the rest of its work: its summary is kept, its recorded
+    outcome is "errors" instead of "ok", and ``jobs run`` exits non-zero.
+    """
+
+    errors: int
+
+    def __new__(cls, text: str, errors: int = 0):
+        summary = super().__new__(cls, text)
+        summary.errors = errors
+        return summary
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
     interval_seconds: int
-    run: Callable[[Wallet], str]  # returns a one-line summary
+    run: Callable[[Wallet], str]  # returns a one-line summary (a Summary when items can fail)
     description: str
 
 
@@ -63,7 +78,7 @@ def _alipay_poll(wallet: Wallet) -> str:
     from .services.topups import poll_pending_topups
 
     counts = poll_pending_topups(wallet.db, wallet.clock, wallet.gateway)
-    return ", ".join(f"{name} {count}" for name, count in counts.items())
+    return Summary(", ".join(f"{name} {count}" for name, count in counts.items()), errors=counts["errors"])
 
 
 def _credits_expire(wallet: Wallet) -> str:
@@ -78,9 +93,14 @@ def _statements_import(wallet: Wallet) -> str:
 
     files = import_inbox(wallet.db, wallet.clock, wallet.settings.statement_inbox)
     lines = reconcile(wallet.db, wallet.clock)
-    return ", ".join(
-        [f"files {name} {count}" for name, count in files.items()]
-        + [f"lines {name} {count}" for name, count in lines.items()]
+    return Summary(
+        ", ".join(
+            [f"files {name} {count}" for name, count in files.items()]
+            + [f"lines {name} {count}" for name, count in lines.items()]
+        ),
+        # A refused file is an answer (it waits in failed/ with its reason); an error is a file
+        # that could not be imported at all and stays for the next run.
+        errors=files["errors"],
     )
 
 
@@ -213,7 +233,7 @@ def _run_claimed(wallet: Wallet, job: Job, slot: str, holder: str) -> str | None
         return None
     try:
         summary = job.run(wallet)
-        outcome = "ok"
+        outcome = "errors" if getattr(summary, "errors", 0) else "ok"
     except Exception as exc:
         summary, outcome = f"{type(exc).__name__}: {exc}", "failed"
         log.exception("job failed", extra={"job": job.name})
@@ -225,7 +245,8 @@ def _run_claimed(wallet: Wallet, job: Job, slot: str, holder: str) -> str | None
                 .where(JobRun.id == run_id)
                 .values(finished_at=wallet.clock.shared_now(session), outcome=outcome, detail=summary[:2000])
             )
-    log.info("job finished", extra={"job": job.name, "summary": summary})
+    level = logging.WARNING if outcome == "errors" else logging.INFO
+    log.log(level, "job finished", extra={"job": job.name, "outcome": outcome, "summary": str(summary)})
     return summary
 
 

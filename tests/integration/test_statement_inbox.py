@@ -76,6 +76,32 @@ def test_inbox_job_runs_from_the_cli(app, inbox, wallet, payer):
     assert balances(wallet, payer["id"])[0] == 5_00
 
 
+def test_a_file_that_could_not_be_imported_makes_the_cli_run_exit_5_and_stays_for_the_next_run(
+        app, inbox, wallet, payer, monkeypatch):
+    from app.services import statement_inbox
+
+    drop(inbox, "a.csv", csv_file(row(payer["remittance_code"], "5.00", tid="A1")))
+    drop(inbox, "b.csv", csv_file(row(payer["remittance_code"], "7.00", tid="B1")))
+    real_import = statement_inbox.import_statement
+
+    def import_all_but_b(db, clock, *, data, filename, actor):
+        if filename == "b.csv":
+            raise OSError("the disk went away")
+        return real_import(db, clock, data=data, filename=filename, actor=actor)
+
+    monkeypatch.setattr(statement_inbox, "import_statement", import_all_but_b)
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "statements-import"])
+    assert result.exit_code == 5, result.output
+    assert "files imported 1" in result.output and "files errors 1" in result.output
+    assert (inbox / "b.csv").exists() and not (inbox / "a.csv").exists()
+    assert balances(wallet, payer["id"])[0] == 5_00
+    monkeypatch.setattr(statement_inbox, "import_statement", real_import)
+    wallet.clock.advance(seconds=1)  # a manual run's slot is named by the time it starts
+    again = app.test_cli_runner().invoke(args=["jobs", "run", "statements-import"])
+    assert again.exit_code == 0, again.output
+    assert balances(wallet, payer["id"])[0] == 12_00
+
+
 def test_missing_inbox_is_not_an_error(wallet):
     assert "files imported 0" in run_job(wallet, "statements-import")
 

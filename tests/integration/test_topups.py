@@ -531,3 +531,32 @@ def test_queried_trade_finished_credits_the_order_once(client, wallet, account, 
     assert cash(wallet, account["id"]) == 10000
     with wallet.db.sessions() as session:
         assert session.get(TopupOrder, order["out_trade_no"]).credited_by == "query"
+
+
+def test_jobs_run_alipay_poll_exits_5_and_records_errors_when_orders_could_not_be_queried(
+        app, client, wallet, account, account_token, alipay_http):
+    from app.adapters.db.models import JobRun
+
+    create_topup(client, account, account_token)
+    wallet.clock.advance(minutes=20)
+    alipay_http._registry._responses.insert(
+        0, responses.Response("POST", "http://wallet.test/_sandbox/alipay/gateway.do",
+                              body=requests.ConnectionError("Alipay unreachable"))
+    )
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "alipay-poll"])
+    assert result.exit_code == 5, result.output
+    assert "errors 1" in result.output and "1 of its items failed" in result.output
+    with wallet.db.sessions() as session:
+        assert session.scalars(select(JobRun.outcome)).all() == ["errors"]
+
+
+def test_jobs_run_alipay_poll_exits_0_when_every_order_was_queried(app, client, wallet, account, account_token, alipay_http):
+    from app.adapters.db.models import JobRun
+
+    create_topup(client, account, account_token)
+    wallet.clock.advance(minutes=20)
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "alipay-poll"])
+    assert result.exit_code == 0, result.output
+    assert "queried 1" in result.output and "errors 0" in result.output
+    with wallet.db.sessions() as session:
+        assert session.scalars(select(JobRun.outcome)).all() == ["ok"]

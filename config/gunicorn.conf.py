@@ -29,6 +29,10 @@ graceful_timeout = 30
 accesslog = None
 errorlog = "-"
 reuse_port = True
+# gunicorn's control socket (for gunicornc) defaults to one path per user, $HOME/.gunicorn/
+# gunicorn.ctl, which every gunicorn on the host would share: a second instance (another
+# release beside this one, a benchmark) takes it over. The service does not use it.
+control_socket_disable = True
 
 
 def on_starting(server):

@@ -137,3 +137,38 @@ def test_the_documented_log_levels_are_accepted_in_any_case(tmp_path, level):
 def test_the_cli_with_a_bad_log_level_exits_with_one_line(tmp_path):
     result = run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "list"], env_for(tmp_path, LOG_LEVEL="verbose"))
     assert_one_line_error(result, "LOG_LEVEL")
+
+
+def test_gunicorn_serves_without_a_control_socket_that_other_instances_on_the_host_would_share(tmp_path):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = env_for(tmp_path, HOME=str(home), GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1",
+                  DATABASE_URL=f"sqlite:///{tmp_path / 'wallet.sqlite3'}")
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    server = subprocess.Popen([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                              env={"PATH": os.environ.get("PATH", ""), **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        answer = None
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    answer = response.status
+                break
+            except OSError:
+                if server.poll() is not None:
+                    break
+                time.sleep(0.1)
+        assert answer == 200, server.stderr.read() if server.poll() is not None else "no answer"
+        assert not (home / ".gunicorn").exists()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)

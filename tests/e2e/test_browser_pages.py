@@ -115,11 +115,13 @@ def test_long_names_and_memos_wrap_inside_the_page(server, context):
     page = context.new_page()
     sign_in(page, server, token(server, "account", account.id))
     expect()(page.get_by_test_id("cash-balance")).to_have_text("123.45")
+    page.wait_for_load_state("load")  # the stylesheet too: a page measured before it overflows
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     box = page.get_by_test_id("recharge-link").bounding_box()
     assert box["x"] + box["width"] <= 1200
     finance = context.browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
     sign_in(finance, server, token(server, "finance"))
     expect()(finance.get_by_test_id("statement-lines")).to_contain_text("55.50")
+    finance.wait_for_load_state("load")
     assert finance.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     finance.context.close()

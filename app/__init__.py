@@ -1,7 +1,6 @@
 """The wallet service: Alipay top-ups, bank transfer reconciliation, coupons, cards, bills."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 from flask import Flask
 
@@ -9,6 +8,7 @@ from .adapters.db import Database
 from .config import ConfigError, Settings, load_settings
 from .logs import configure_logging
 from .services.clock import Clock
+from .services.sessions import PAGE_SESSION_LIFETIME
 from .wiring import Wallet
 
 
@@ -28,8 +28,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
-        # A page session lasts a working day from signing in, not Flask's default 31 days.
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=PAGE_SESSION_LIFETIME,
         JSON_SORT_KEYS=False,
     )
     from .web.page_session import CookieSessions

@@ -104,6 +104,12 @@ def _statements_import(wallet: Wallet) -> str:
     )
 
 
+def _page_sessions_purge(wallet: Wallet) -> str:
+    from .services.sessions import purge_page_sessions
+
+    return f"forgot {purge_page_sessions(wallet.db, wallet.clock)} page session(s)"
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -119,6 +125,9 @@ register_job(
 register_job(Job("alipay-poll", 60, _alipay_poll, "query stale pending top-ups, close expired ones"))
 register_job(
     Job("statements-import", 300, _statements_import, "import the statement inbox, then reconcile")
+)
+register_job(
+    Job("page-sessions-purge", 3600, _page_sessions_purge, "forget page sessions that ended or outlived 12 hours")
 )
 
 

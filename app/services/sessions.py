@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 
 from ..adapters.db import Database
 from ..adapters.db.models import ApiToken, PageSession
 from .clock import Clock
 from .tokens import Principal, authenticate
+
+# A page session lasts a working day from signing in (the cookie's signature carries its age),
+# not Flask's default 31 days.
+PAGE_SESSION_LIFETIME = timedelta(hours=12)
 
 
 def sign_in(db: Database, token: str) -> Principal | None:
@@ -58,6 +63,23 @@ def session_principal(db: Database, token_id: int, session_id: str) -> Principal
     if row is None:
         return None
     return Principal(token_id=row.id, role=row.role, account_id=row.account_id)
+
+
+def purge_page_sessions(db: Database, clock: Clock) -> int:
+    """Forget the sessions that ended or outlived ``PAGE_SESSION_LIFETIME``; return how many.
+
+    No cookie can open them any more: an ended row opens nothing, and an older cookie's
+    signature is refused before its row is looked up.
+    """
+    with db.transaction() as session:
+        return session.execute(
+            delete(PageSession).where(
+                or_(
+                    PageSession.ended_at.is_not(None),
+                    PageSession.created_at < clock.now() - PAGE_SESSION_LIFETIME,
+                )
+            )
+        ).rowcount
 
 
 def _hash(session_id: str) -> str:

@@ -72,3 +72,27 @@ def test_page_forms_refuse_a_large_body_before_reading_it(app, signed_in):
     assert signed_in.post("/billing/recharge", data=padded).status_code == 413
     assert signed_in.post("/billing/recharge", data={"amount": "", "method": "alipay",
                                                      "csrf_token": csrf_of(form)}).status_code == 422
+
+
+def test_the_purge_job_forgets_ended_and_outlived_sessions_and_keeps_the_live_one(
+        app, wallet, signed_in, token_for, account, clock):
+    from sqlalchemy import func, select
+
+    from app.adapters.db.models import PageSession
+    from app.jobs import run_job
+
+    def rows():
+        with wallet.db.sessions() as session:
+            return session.scalar(select(func.count()).select_from(PageSession))
+
+    ended = app.test_client()
+    sign_in(ended, token_for("account", account["id"]))
+    ended.post("/logout", data={"csrf_token": csrf_of(ended.get("/billing/recharge"))})
+    clock.advance(hours=13)
+    live = app.test_client()
+    sign_in(live, token_for("account", account["id"]))
+    assert rows() == 3  # the outlived one (signed_in), the ended one, the live one
+    assert run_job(wallet, "page-sessions-purge") == "forgot 2 page session(s)"
+    assert rows() == 1
+    assert live.get("/billing/").status_code == 200
+    assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"

@@ -86,6 +86,7 @@ class PageSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
+
 class LedgerTransaction(Base):
     """One money movement (a top-up, a bill, an expiry...): the unit of exactly-once."""
 

@@ -28,7 +28,7 @@ from ..adapters.db import Database
 from ..adapters.db.models import Account, AlipayNotification, LedgerEntry, LedgerTransaction, TopupOrder
 from ..adapters.db.types import UTCDateTime, require_aware
 from ..config import Settings
-from ..domain.errors import GatewayError, GatewayRejected, InsufficientFunds, InvalidInput, InvalidMoney, NotFound
+from ..domain.errors import BalanceLimit, GatewayError, GatewayRejected, InsufficientFunds, InvalidInput, InvalidMoney, NotFound
 from ..domain.ids import new_out_trade_no
 from ..domain.money import MAX_BALANCE_FEN, check_balance, parse_amount
 from ..domain.payment import Decision, Outcome, decide_notify
@@ -735,6 +735,17 @@ def refresh_topup(db: Database, clock: Clock, gateway, settings: Settings, out_t
 
 def apply_trade_status(db: Database, clock: Clock, out_trade_no: str, status, *, close_expired=False) -> str:
     """Act on what ``alipay.trade.query`` said of an order; return what was done."""
+    try:
+        return _apply_trade_status(db, clock, out_trade_no, status)
+    except BalanceLimit:
+        # Paid at Alipay, but the credit would take the account past the balance limit: the
+        # order stays pending (nothing was written) for an operator, and the status read or
+        # the poll job answers as for any order it could not settle.
+        log.error("queried payment would pass the balance limit", extra={"out_trade_no": out_trade_no})
+        return "balance_limit"
+
+
+def _apply_trade_status(db: Database, clock: Clock, out_trade_no: str, status) -> str:
     with db.transaction() as session:
         order = _lock_order(session, out_trade_no)
         if order is None or order.status == "paid":
@@ -792,6 +803,8 @@ def poll_pending_topups(db: Database, clock: Clock, gateway, *, batch: int = 200
                 counts["credited"] += 1
             elif done == "closed":
                 counts["closed"] += 1
+            elif done == "balance_limit":
+                counts["errors"] += 1
             elif done == "pending" and now >= expires_at + CLOSE_GRACE:
                 # Unpaid past its expiry: close at Alipay (NOT_EXIST before a scan is normal),
                 # then locally. Never alipay.trade.cancel: that refunds a paid trade.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -571,15 +571,23 @@ def handle_alipay_notify(
             outcome = "duplicate"
         if decision.outcome is Outcome.CREDIT and locked.status != "paid":
             notification["p_outcome"] = outcome = "credited"
-            _credit_and_record(
-                connection,
-                out_trade_no,
-                locked,
-                notification,
-                now=clock.now(),
-                trade_no=(params.get("trade_no") or "")[:64] or None,
-                paid_at=_beijing(params.get("gmt_payment")),
-            )
+            try:
+                _credit_and_record(
+                    connection,
+                    out_trade_no,
+                    locked,
+                    notification,
+                    now=clock.now(),
+                    trade_no=(params.get("trade_no") or "")[:64] or None,
+                    paid_at=_beijing(params.get("gmt_payment")),
+                )
+            except BalanceLimit as exc:
+                # Refused before anything was written: recorded for review like a notify that
+                # fails a check, and not acknowledged, so that Alipay retries it.
+                decision = replace(decision, acknowledge=False, needs_review=True, detail=str(exc))
+                outcome = "rejected_balance_limit"
+                notification.update(p_outcome=outcome, p_detail=decision.detail, p_needs_review=True)
+                _execute(connection, _INSERT_NOTIFICATION, notification)
         else:
             notification["p_outcome"] = outcome
             _execute(connection, _INSERT_NOTIFICATION, notification)

@@ -2,11 +2,13 @@
 
 The status read and the poll job leave it pending (credited by nothing) and go on: the read
 answers 200 as it does for any pending order, the poll job counts it as an order it could not
-handle and still settles the others.
+handle and still settles the others. A notify of such a payment is recorded for review and
+not acknowledged, as a notify failing any check.
 """
+from app.adapters.db.models import TopupOrder
 from app.domain.money import MAX_BALANCE_FEN
 from app.services.topups import poll_pending_topups
-from tests.integration.test_topups import AnsweringGateway, cash, create_topup
+from tests.integration.test_topups import AnsweringGateway, cash, create_topup, notifications, paid_notify, post_notify
 from tests.conftest import bearer
 from tests.integration.wallet_helpers import assert_ledger_clean, top_up
 
@@ -39,4 +41,24 @@ def test_the_poll_job_counts_a_payment_past_the_limit_as_an_error_and_credits_th
     assert (counts["queried"], counts["credited"], counts["errors"]) == (2, 1, 1)
     assert cash(wallet, full["id"]) == MAX_BALANCE_FEN
     assert cash(wallet, other["id"]) == 10000
+    assert_ledger_clean(wallet)
+
+
+def test_a_paid_notify_past_the_limit_is_recorded_for_review_and_not_acknowledged(
+    client, new_account, token_for, wallet, alipay_http, sandbox
+):
+    # Like any notify that fails a check: kept for an operator to see, Alipay told to retry.
+    account = new_account()
+    order = create_topup(client, account, token_for("account", account["id"]))
+    top_up(wallet, account["id"], MAX_BALANCE_FEN, "fill")
+    answer = post_notify(client, paid_notify(wallet, sandbox, order))
+    assert answer.get_data() != b"success"
+    [notify] = notifications(wallet)
+    assert (notify.out_trade_no, notify.outcome, notify.needs_review) == (
+        order["out_trade_no"], "rejected_balance_limit", True
+    )
+    assert "balance" in notify.detail
+    assert cash(wallet, account["id"]) == MAX_BALANCE_FEN
+    with wallet.db.sessions() as session:
+        assert session.get(TopupOrder, order["out_trade_no"]).status == "pending"
     assert_ledger_clean(wallet)

@@ -6,9 +6,11 @@ import sqlite3
 
 import psycopg
 import pytest
+from sqlalchemy import literal, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.adapters.db import Database
 from app.adapters.db.errors import is_passing_failure
 from app.services import accounts
 from tests.conftest import bearer
@@ -88,3 +90,19 @@ def test_any_other_failure_is_still_a_500_with_its_traceback_logged(client, admi
     assert "Retry-After" not in response.headers
     [record] = [r for r in caplog.records if r.name == "app.web.errors"]
     assert record.levelname == "ERROR" and record.exc_info is not None
+
+
+@pytest.mark.postgres
+def test_a_statement_with_more_parameters_than_postgresql_takes_is_a_bug_not_a_passing_failure(pg_url):
+    # libpq refuses it before sending (psycopg's OperationalError without a SQLSTATE, like a
+    # broken connection's), and it is refused the same way every time it is sent again.
+    db = Database(pg_url)
+    try:
+        with pytest.raises(DBAPIError) as caught:
+            with db.sessions() as session:
+                session.execute(select(literal(0)).where(literal(0).in_(list(range(70_000)))))
+    finally:
+        db.dispose()
+    assert "number of parameters" in str(caught.value.orig)
+    assert not is_passing_failure(caught.value)
+    assert not is_passing_failure(caught.value.orig)

@@ -11,6 +11,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 # race (serialization failure, deadlock, a lock or statement timeout).
 _PASSING_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"})
 
+# libpq's refusal of a statement with more than 65535 parameters (fe-exec.c), before sending it.
+_LIBPQ_REFUSED_STATEMENT = "number of parameters must be between"
+
 
 def is_passing_failure(error: BaseException) -> bool:
     """Whether ``error`` is a database failure that retrying the whole request may get past."""
@@ -26,9 +29,11 @@ def is_passing_failure(error: BaseException) -> bool:
     if sqlstate is not None:
         return sqlstate in _PASSING_SQLSTATES or sqlstate.startswith("08")
     # psycopg raises OperationalError without a SQLSTATE when the connection itself fails
-    # (the server closed it, or it could not be opened).
+    # (the server closed it, or it could not be opened), and when libpq refuses a statement
+    # before sending it (more parameters than the protocol carries): that one is a bug, refused
+    # again each time.
     try:
         from psycopg import OperationalError  # the PostgreSQL driver is an optional extra
     except ImportError:
         return False
-    return isinstance(error, OperationalError)
+    return isinstance(error, OperationalError) and _LIBPQ_REFUSED_STATEMENT not in str(error)

@@ -150,7 +150,7 @@ def guard(blueprint: Blueprint, *, roles: tuple[str, ...] | None, others_to_home
 
     blueprint.after_request(page_headers)
 
-    for status in (400, 403, 404, 405):
+    for status in (400, 403, 404, 405, 413):
         blueprint.register_error_handler(status, _error_page)
 
 

@@ -96,3 +96,15 @@ def test_the_purge_job_forgets_ended_and_outlived_sessions_and_keeps_the_live_on
     assert rows() == 1
     assert live.get("/billing/").status_code == 200
     assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"
+
+
+def test_a_page_form_too_large_is_answered_with_the_error_page(app, signed_in):
+    form = signed_in.get("/billing/recharge")
+    padded = {"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form), "pad": "x" * (128 * 1024)}
+    for client, path, data in ((app.test_client(), "/login", {"token": "x" * (128 * 1024)}),
+                               (signed_in, "/billing/recharge", padded)):
+        response = client.post(path, data=data)
+        assert response.status_code == 413
+        assert response.mimetype == "text/html"
+        assert 'data-testid="error-message"' in response.get_data(as_text=True)
+        assert "Content-Security-Policy" in response.headers

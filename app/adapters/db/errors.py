@@ -24,10 +24,13 @@ def is_passing_failure(error: BaseException) -> bool:
             return True
         error = error.orig
     if isinstance(error, sqlite3.OperationalError):
-        return "locked" in str(error) or "busy" in str(error)
+        # SQLITE_BUSY (another connection holds the write lock past the busy timeout), not
+        # SQLITE_LOCKED ("database table is locked"), a conflict within one connection.
+        return str(error).startswith("database is locked")
     sqlstate = getattr(error, "sqlstate", None)
     if sqlstate is not None:
-        return sqlstate in _PASSING_SQLSTATES or sqlstate.startswith("08")
+        # Class 08 is the connection's, but for 08P01: a protocol violation, which a retry repeats.
+        return sqlstate in _PASSING_SQLSTATES or (sqlstate.startswith("08") and sqlstate != "08P01")
     # psycopg raises OperationalError without a SQLSTATE when the connection itself fails
     # (the server closed it, or it could not be opened), and when libpq refuses a statement
     # before sending it (more parameters than the protocol carries): that one is a bug, refused

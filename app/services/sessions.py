@@ -46,9 +46,13 @@ def end_page_session(db: Database, clock: Clock, session_id: str) -> None:
         )
 
 
-def session_principal(db: Database, token_id: int, session_id: str) -> Principal | None:
-    """Return the principal of a session that was not ended and whose token is unrevoked, else
-    None. (The cookie's signature carries the session's age.)"""
+def session_principal(db: Database, clock: Clock, token_id: int, session_id: str) -> Principal | None:
+    """Return the principal of a session that was not ended, is younger than
+    ``PAGE_SESSION_LIFETIME`` and whose token is unrevoked, else None.
+
+    The cookie's signature carries its age too, but a cookie signed again later (anything
+    written to the session re-signs it) would stretch that; the row's age does not move.
+    """
     with db.sessions() as session:
         row = session.execute(
             select(ApiToken.id, ApiToken.role, ApiToken.account_id)
@@ -56,6 +60,7 @@ def session_principal(db: Database, token_id: int, session_id: str) -> Principal
             .where(
                 PageSession.id_hash == _hash(session_id),
                 PageSession.ended_at.is_(None),
+                PageSession.created_at > clock.now() - PAGE_SESSION_LIFETIME,
                 ApiToken.id == token_id,
                 ApiToken.revoked_at.is_(None),
             )

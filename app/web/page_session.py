@@ -101,7 +101,8 @@ def page_principal() -> Principal | None:
     if isinstance(token_id, int) or "sid" in session:
         found = None
         if isinstance(token_id, int) and isinstance(session_id, str):
-            found = session_principal(current_app.extensions["wallet"].db, token_id, session_id)
+            w = current_app.extensions["wallet"]
+            found = session_principal(w.db, w.clock, token_id, session_id)
         if found is not None and (found.role, found.account_id) == (session.get("role"), session.get("account_id")):
             principal = found
         else:

@@ -108,3 +108,11 @@ def test_a_page_form_too_large_is_answered_with_the_error_page(app, signed_in):
         assert response.mimetype == "text/html"
         assert 'data-testid="error-message"' in response.get_data(as_text=True)
         assert "Content-Security-Policy" in response.headers
+
+
+def test_the_session_row_ends_after_12_hours_whatever_age_its_cookie_signature_says(app, signed_in, clock):
+    # The cookie here is signed by the wall clock and stays fresh; the row counts by the service's.
+    clock.advance(hours=11, minutes=59)
+    assert signed_in.get("/billing/").status_code == 200
+    clock.advance(minutes=2)
+    assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"

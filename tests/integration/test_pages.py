@@ -468,7 +468,7 @@ def test_activated_coupon_shows_face_value_balance_status_validity_and_activatio
     assert by_testid(page, "regular-coupons") == "20.00"
 
 
-def test_expired_coupon_is_listed_as_expired_and_no_longer_counts(account_client, wallet, account):
+def test_expired_coupon_is_listed_as_expired_and_no_longer_counts(app, token_for, wallet, account):
     from app.services.coupons import allocate_coupon
 
     now = wallet.clock.now()
@@ -477,6 +477,8 @@ def test_expired_coupon_is_listed_as_expired_and_no_longer_counts(account_client
     allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=1234,
                     valid_from=now, expires_at=now + timedelta(days=30), actor="test")
     wallet.clock.advance(days=1)  # the first coupon's window ends at this instant
+    account_client = app.test_client()  # signed in now: a session lasts 12 hours
+    sign_in(account_client, token_for("account", account["id"]))
     page = account_client.get("/billing/")
     assert [(row[2], row[3], row[4]) for row in table_rows(page, "coupons")] == [
         ("50.00", "50.00", "expired"), ("12.34", "12.34", "active")]

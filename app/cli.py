@@ -110,7 +110,13 @@ def token_list():
 
     for t in list_tokens(_wallet().db):
         revoked = t.revoked_at.isoformat() if t.revoked_at else "-"
-        click.echo(f"{t.id}\t{t.role}\t{t.account_id or '-'}\t{t.created_at.isoformat()}\t{revoked}\t{t.label}")
+        click.echo(f"{t.id}\t{t.role}\t{t.account_id or '-'}\t{t.created_at.isoformat()}\t{revoked}\t{_one_field(t.label)}")
+
+
+def _one_field(text: str) -> str:
+    """``text`` with tabs, line breaks and other control characters escaped (``\\t``, ``\\n``):
+    one field of one line, whatever a label holds."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 @token_cli.command("revoke")

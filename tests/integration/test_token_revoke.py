@@ -37,3 +37,12 @@ def test_revoking_an_unknown_or_revoked_token_says_so(app, admin_token):
     assert cli(app, "token", "revoke", token_id).exit_code == 0
     again = cli(app, "token", "revoke", token_id)
     assert again.exit_code == 2 and "no unrevoked token" in again.output
+
+
+def test_token_list_keeps_each_token_on_one_line_of_six_fields_whatever_its_label_holds(app):
+    cli(app, "token", "create", "--role", "finance", "--label", "ci\tbot\n9\tadmin\t-\t2026\t-\tforged")
+    cli(app, "token", "create", "--role", "finance", "--label", "财务 脚本")
+    rows = cli(app, "token", "list").output.splitlines()
+    assert len(rows) == 2 and all(len(row.split("\t")) == 6 for row in rows)
+    assert rows[0].endswith("\tci\\tbot\\n9\\tadmin\\t-\\t2026\\t-\\tforged")
+    assert rows[1].endswith("\t财务 脚本")

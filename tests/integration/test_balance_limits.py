@@ -14,7 +14,7 @@ from app.domain.errors import BalanceLimit
 from app.domain.money import MAX_BALANCE_FEN, format_fen
 from app.services import ledger
 from app.services.units import grant_coupon
-from tests.integration.test_topups import cash, create_topup, paid_notify, post_notify
+from tests.integration.test_topups import cash
 from tests.integration.wallet_helpers import (
     add_workspace,
     assert_ledger_clean,
@@ -111,17 +111,3 @@ def test_ledger_verify_reports_entries_adding_up_past_bigint_on_both_databases(a
             )
     with wallet.db.sessions() as session:
         assert ledger.verify(session) == [ledger.Difference(account["id"], "cash", None, 0, 2**63)]
-
-
-def test_a_paid_notify_past_the_cash_limit_is_not_acknowledged_and_credits_nothing(
-    client, new_account, token_for, wallet, alipay_http, sandbox
-):
-    # Alipay retries it; an operator sees the refusal in the log. On PostgreSQL the one-statement
-    # credit leaves it to the general path, which refuses it the same way.
-    account = new_account()
-    order = create_topup(client, account, token_for("account", account["id"]))
-    top_up(wallet, account["id"], MAX_BALANCE_FEN, "fill")
-    answer = post_notify(client, paid_notify(wallet, sandbox, order))
-    assert answer.get_data() != b"success"
-    assert cash(wallet, account["id"]) == MAX_BALANCE_FEN
-    assert_ledger_clean(wallet)

@@ -303,6 +303,8 @@ def run_scheduler(wallet: Wallet) -> None:
         # shutdown waits for it in a thread of its own, never inside this signal handler.
         if stopping:
             return
+        if not scheduler.running:  # the signal came before the scheduler started: nothing runs
+            raise SystemExit(0)
         log.info("scheduler stopping: running jobs finish first", extra={"signal": signal.Signals(signum).name})
         scheduler.pause()  # no job starts from now on
         stopping.append(threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, name="scheduler-stop"))

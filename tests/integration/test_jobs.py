@@ -239,3 +239,23 @@ def test_a_stopped_scheduler_lets_its_running_job_finish_and_release_its_lease(t
     engine.dispose()
     assert leases == 0
     assert runs and all(outcome == "ok" and finished is not None for outcome, finished in runs)
+
+
+def test_a_stop_signal_before_the_scheduler_has_started_exits_quietly(wallet, monkeypatch):
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from app.jobs import run_scheduler
+
+    def signalled_first(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before start() goes on
+        raise AssertionError("the scheduler started after the stop signal")
+
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    monkeypatch.setattr(BlockingScheduler, "start", signalled_first)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            run_scheduler(wallet)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert stopped.value.code == 0

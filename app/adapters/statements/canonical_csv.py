@@ -30,7 +30,10 @@ def _header_names(cells: list[str]) -> list[str]:
 
 def header_columns(cells: list[str]) -> dict[str, int] | None:
     """Map the canonical column names to their index, or None if a name is missing."""
-    names = _header_names(cells)
+    return _columns(_header_names(cells))
+
+
+def _columns(names: list[str]) -> dict[str, int] | None:
     if not set(COLUMNS) <= set(names):
         return None
     return {name: names.index(name) for name in COLUMNS}
@@ -44,15 +47,15 @@ def parse(text: str) -> ParsedStatement:
     for first, last, cells in records:
         if not any(cell.strip() for cell in cells):
             continue  # blank lines before the header
-        columns = header_columns(cells)
+        names = _header_names(cells)
+        columns = _columns(names)
         if columns is None:
-            missing = [name for name in COLUMNS if name not in _header_names(cells)]
+            missing = [name for name in COLUMNS if name not in names]
             raise reject(
                 f"not a canonical CSV header (missing {', '.join(missing)})",
                 first,
                 csv_text.raw(first, last),
             )
-        names = _header_names(cells)
         duplicated = sorted({name for name in COLUMNS if names.count(name) > 1})
         if duplicated:
             raise reject("column named twice in the header", first, ", ".join(duplicated))

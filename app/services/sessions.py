@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, not_, select, update
 
 from ..adapters.db import Database
 from ..adapters.db.models import ApiToken, PageSession
@@ -59,8 +59,7 @@ def session_principal(db: Database, clock: Clock, token_id: int, session_id: str
             .join(PageSession, PageSession.token_id == ApiToken.id)
             .where(
                 PageSession.id_hash == _hash(session_id),
-                PageSession.ended_at.is_(None),
-                PageSession.created_at > clock.now() - PAGE_SESSION_LIFETIME,
+                _live(clock),
                 ApiToken.id == token_id,
                 ApiToken.revoked_at.is_(None),
             )
@@ -73,18 +72,15 @@ def session_principal(db: Database, clock: Clock, token_id: int, session_id: str
 def purge_page_sessions(db: Database, clock: Clock) -> int:
     """Forget the sessions that ended or outlived ``PAGE_SESSION_LIFETIME``; return how many.
 
-    No cookie can open them any more: an ended row opens nothing, and an older cookie's
-    signature is refused before its row is looked up.
+    No cookie opens them any more: exactly the rows ``session_principal`` no longer accepts.
     """
     with db.transaction() as session:
-        return session.execute(
-            delete(PageSession).where(
-                or_(
-                    PageSession.ended_at.is_not(None),
-                    PageSession.created_at < clock.now() - PAGE_SESSION_LIFETIME,
-                )
-            )
-        ).rowcount
+        return session.execute(delete(PageSession).where(not_(_live(clock)))).rowcount
+
+
+def _live(clock: Clock):
+    """A session that was not ended and is younger than ``PAGE_SESSION_LIFETIME``."""
+    return and_(PageSession.ended_at.is_(None), PageSession.created_at > clock.now() - PAGE_SESSION_LIFETIME)
 
 
 def _hash(session_id: str) -> str:

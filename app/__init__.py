@@ -1,7 +1,6 @@
 """The wallet service: Alipay top-ups, bank transfer reconciliation, coupons, cards, bills."""
 from __future__ import annotations
 
-
 from flask import Flask
 
 from .adapters.db import Database

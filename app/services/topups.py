@@ -741,7 +741,7 @@ def refresh_topup(db: Database, clock: Clock, gateway, settings: Settings, out_t
     return get_topup(db, out_trade_no)
 
 
-def apply_trade_status(db: Database, clock: Clock, out_trade_no: str, status, *, close_expired=False) -> str:
+def apply_trade_status(db: Database, clock: Clock, out_trade_no: str, status) -> str:
     """Act on what ``alipay.trade.query`` said of an order; return what was done."""
     try:
         return _apply_trade_status(db, clock, out_trade_no, status)

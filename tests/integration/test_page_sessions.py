@@ -2,21 +2,7 @@
 of the cookie, not only the browser's own. Page forms take small bodies only."""
 import io
 
-import pytest
-
-from tests.integration.test_pages import csrf_of, sign_in
-
-
-@pytest.fixture
-def account(new_account):
-    return new_account("Acme")
-
-
-@pytest.fixture
-def signed_in(app, token_for, account):
-    client = app.test_client()
-    sign_in(client, token_for("account", account["id"]))
-    return client
+from tests.integration.test_pages import account, account_client, csrf_of, sign_in  # noqa: F401 - fixtures
 
 
 def copy_of_cookie(app, client):
@@ -26,32 +12,32 @@ def copy_of_cookie(app, client):
     return other
 
 
-def test_a_copy_of_the_session_cookie_opens_nothing_after_signing_out(app, signed_in):
-    copy = copy_of_cookie(app, signed_in)
+def test_a_copy_of_the_session_cookie_opens_nothing_after_signing_out(app, account_client):
+    copy = copy_of_cookie(app, account_client)
     assert copy.get("/billing/").status_code == 200
-    form = signed_in.get("/billing/recharge")
-    assert signed_in.post("/logout", data={"csrf_token": csrf_of(form)}).headers["Location"] == "/login"
+    form = account_client.get("/billing/recharge")
+    assert account_client.post("/logout", data={"csrf_token": csrf_of(form)}).headers["Location"] == "/login"
     assert copy.get("/billing/").headers["Location"] == "/login?next=/billing/"
     sent = copy.post("/billing/recharge", data={"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form)})
     assert sent.status_code == 302 and sent.headers["Location"] == "/login"
 
 
-def test_signing_in_again_ends_the_session_the_cookie_held_before(app, signed_in, token_for, account):
-    before = copy_of_cookie(app, signed_in)
-    form = signed_in.get("/billing/")  # signed in, /login only redirects
-    signed_in.post("/login", data={"token": token_for("account", account["id"]), "csrf_token": csrf_of(form)})
-    assert signed_in.get("/billing/").status_code == 200
+def test_signing_in_again_ends_the_session_the_cookie_held_before(app, account_client, token_for, account):
+    before = copy_of_cookie(app, account_client)
+    form = account_client.get("/billing/")  # signed in, /login only redirects
+    account_client.post("/login", data={"token": token_for("account", account["id"]), "csrf_token": csrf_of(form)})
+    assert account_client.get("/billing/").status_code == 200
     assert before.get("/billing/").headers["Location"].startswith("/login")
 
 
-def test_a_page_session_lasts_a_working_day_from_signing_in(app, signed_in, monkeypatch):
+def test_a_page_session_lasts_a_working_day_from_signing_in(app, account_client, monkeypatch):
     import time
 
     signed_at = time.time()
     monkeypatch.setattr(time, "time", lambda: signed_at + 11 * 3600)
-    assert signed_in.get("/billing/").status_code == 200
+    assert account_client.get("/billing/").status_code == 200
     monkeypatch.setattr(time, "time", lambda: signed_at + 13 * 3600)
-    assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"
+    assert account_client.get("/billing/").headers["Location"] == "/login?next=/billing/"
 
 
 def test_each_browser_signed_in_with_one_token_signs_out_alone(app, token_for, account):
@@ -64,18 +50,18 @@ def test_each_browser_signed_in_with_one_token_signs_out_alone(app, token_for, a
     assert second.get("/billing/").status_code == 200
 
 
-def test_page_forms_refuse_a_large_body_before_reading_it(app, signed_in):
+def test_page_forms_refuse_a_large_body_before_reading_it(app, account_client):
     big = {"token": "wlt_x", "upload": (io.BytesIO(b"x" * (1024 * 1024)), "big.bin")}
     assert app.test_client().post("/login", data=big, content_type="multipart/form-data").status_code == 413
-    form = signed_in.get("/billing/recharge")
+    form = account_client.get("/billing/recharge")
     padded = {"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form), "pad": "x" * (128 * 1024)}
-    assert signed_in.post("/billing/recharge", data=padded).status_code == 413
-    assert signed_in.post("/billing/recharge", data={"amount": "", "method": "alipay",
+    assert account_client.post("/billing/recharge", data=padded).status_code == 413
+    assert account_client.post("/billing/recharge", data={"amount": "", "method": "alipay",
                                                      "csrf_token": csrf_of(form)}).status_code == 422
 
 
 def test_the_purge_job_forgets_ended_and_outlived_sessions_and_keeps_the_live_one(
-        app, wallet, signed_in, token_for, account, clock):
+        app, wallet, account_client, token_for, account, clock):
     from sqlalchemy import func, select
 
     from app.adapters.db.models import PageSession
@@ -91,18 +77,18 @@ def test_the_purge_job_forgets_ended_and_outlived_sessions_and_keeps_the_live_on
     clock.advance(hours=13)
     live = app.test_client()
     sign_in(live, token_for("account", account["id"]))
-    assert rows() == 3  # the outlived one (signed_in), the ended one, the live one
+    assert rows() == 3  # the outlived one (account_client), the ended one, the live one
     assert run_job(wallet, "page-sessions-purge") == "forgot 2 page session(s)"
     assert rows() == 1
     assert live.get("/billing/").status_code == 200
-    assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"
+    assert account_client.get("/billing/").headers["Location"] == "/login?next=/billing/"
 
 
-def test_a_page_form_too_large_is_answered_with_the_error_page(app, signed_in):
-    form = signed_in.get("/billing/recharge")
+def test_a_page_form_too_large_is_answered_with_the_error_page(app, account_client):
+    form = account_client.get("/billing/recharge")
     padded = {"amount": "1.00", "method": "alipay", "csrf_token": csrf_of(form), "pad": "x" * (128 * 1024)}
     for client, path, data in ((app.test_client(), "/login", {"token": "x" * (128 * 1024)}),
-                               (signed_in, "/billing/recharge", padded)):
+                               (account_client, "/billing/recharge", padded)):
         response = client.post(path, data=data)
         assert response.status_code == 413
         assert response.mimetype == "text/html"
@@ -110,9 +96,9 @@ def test_a_page_form_too_large_is_answered_with_the_error_page(app, signed_in):
         assert "Content-Security-Policy" in response.headers
 
 
-def test_the_session_row_ends_after_12_hours_whatever_age_its_cookie_signature_says(app, signed_in, clock):
+def test_the_session_row_ends_after_12_hours_whatever_age_its_cookie_signature_says(app, account_client, clock):
     # The cookie here is signed by the wall clock and stays fresh; the row counts by the service's.
     clock.advance(hours=11, minutes=59)
-    assert signed_in.get("/billing/").status_code == 200
+    assert account_client.get("/billing/").status_code == 200
     clock.advance(minutes=2)
-    assert signed_in.get("/billing/").headers["Location"] == "/login?next=/billing/"
+    assert account_client.get("/billing/").headers["Location"] == "/login?next=/billing/"

@@ -16,7 +16,7 @@ from .clock import Clock
 
 ROLES = ("admin", "finance", "account")
 PREFIX = "wlt_"
-MAX_LABEL = 200  # the column's length
+MAX_LABEL = ApiToken.__table__.c.label.type.length
 
 
 @dataclass(frozen=True)

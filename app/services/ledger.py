@@ -28,7 +28,7 @@ from ..adapters.db.models import (
     TopupOrder,
 )
 from ..domain.errors import AccountNotFound, InsufficientFunds
-from ..domain.money import check_balance, format_fen
+from ..domain.money import MAX_BALANCE_FEN, check_balance, format_fen
 from ..domain.topup import TopupSplit, split_topup
 
 log = logging.getLogger(__name__)
@@ -260,6 +260,29 @@ def credit_new_topups_bulk(
         return
     balances = _lock_balances(session, sorted(set(account_ids)))
     _book_topups(session, credits, count, balances, kind=kind, now=now, actor=actor)
+
+
+def credits_past_limit(session: Session, credits: Sequence[TopupCredit]) -> set[str]:
+    """Return the keys of the credits that would take a balance past ``MAX_BALANCE_FEN``.
+
+    The credits are weighed in the order given, as ``credit_topups_bulk`` books them (arrears
+    first, the rest cash), each against the balances the ones before it that fit have left;
+    one that does not fit moves nothing. Their accounts are locked as that function locks them,
+    so the answer holds for the rest of the transaction: crediting the others then succeeds.
+    """
+    balances = _lock_balances(session, sorted({credit.account_id for credit in credits}))
+    refused: set[str] = set()
+    for credit in credits:
+        balance = balances[credit.account_id]
+        split = split_topup(credit.amount_fen, balance["arrears"])
+        invoiceable = balance["invoiceable"] + split.arrears_paid_fen
+        cash = balance["cash"] + split.cash_fen
+        if invoiceable > MAX_BALANCE_FEN or cash > MAX_BALANCE_FEN:
+            refused.add(credit.key)
+            continue
+        balance["arrears"] -= split.arrears_paid_fen
+        balance["invoiceable"], balance["cash"] = invoiceable, cash
+    return refused
 
 
 _TXN_COLUMNS = ("id", "idempotency_key", "account_id", "kind", "reference", "memo", "actor", "created_at")

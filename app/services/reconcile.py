@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from ..adapters.db import Database
 from ..adapters.db.bulk import update_rows
 from ..adapters.db.models import Account, StatementLine
+from ..domain.errors import BalanceLimit
 from ..domain.matching import (
+    EXCEPTION,
     MATCHED,
     UNMATCHED,
     CodeIndex,
@@ -186,27 +188,78 @@ def reconcile(db: Database, clock: Clock) -> dict[str, int]:
     counts: Counter[str] = Counter({status: 0 for status in STATUSES})
     after = 0
     while True:
-        with db.transaction() as session:
-            rows = session.execute(
-                select(*_QUEUE_COLUMNS)
-                .where(
-                    StatementLine.status == UNMATCHED,
-                    StatementLine.credits == 0,
-                    StatementLine.id > after,
-                )
-                .order_by(StatementLine.id)
-                .limit(_BATCH)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if not rows:
-                break
-            after = rows[-1].id
-            decisions = classify_all(rows, codes, payers)
-            _apply(session, clock.now(), rows, decisions)
-            counts.update(decision.status for decision in decisions)
+        try:
+            batch = _reconcile_batch(db, clock, after, codes, payers, hold_past_limit=False)
+        except BalanceLimit:
+            # A line would take its account past the most a balance holds, and the batch
+            # rolled back whole: again, with such lines left to finance, holding up no other.
+            batch = _reconcile_batch(db, clock, after, codes, payers, hold_past_limit=True)
+        if batch is None:
+            break
+        after, decisions = batch
+        counts.update(decision.status for decision in decisions)
     counts["lines"] = sum(counts[status] for status in STATUSES)
     log.info("reconcile run finished", extra=dict(counts))
     return dict(counts)
+
+
+def _reconcile_batch(
+    db: Database, clock: Clock, after: int, codes: CodeIndex, payers: PayerIndex, *, hold_past_limit: bool
+) -> tuple[int, list[Decision]] | None:
+    """Classify and credit the next batch of the queue after line ``after``; None when it is empty.
+
+    Returns the batch's last line id and its decisions. With ``hold_past_limit``, a matched
+    line whose credit would take its account past the balance limit becomes an exception.
+    """
+    with db.transaction() as session:
+        rows = session.execute(
+            select(*_QUEUE_COLUMNS)
+            .where(
+                StatementLine.status == UNMATCHED,
+                StatementLine.credits == 0,
+                StatementLine.id > after,
+            )
+            .order_by(StatementLine.id)
+            .limit(_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return None
+        decisions = classify_all(rows, codes, payers)
+        if hold_past_limit:
+            held = past_limit(
+                session,
+                [
+                    MatchedLine(row.id, decision.account_id, row.amount_fen, decision.reason)
+                    for row, decision in zip(rows, decisions)
+                    if decision.status == MATCHED
+                ],
+            )
+            decisions = [
+                held_decision(decision) if row.id in held else decision
+                for row, decision in zip(rows, decisions)
+            ]
+        _apply(session, clock.now(), rows, decisions)
+    return rows[-1].id, decisions
+
+
+def past_limit(session: Session, lines: Sequence[MatchedLine]) -> set[int]:
+    """Return the ids of the matched lines whose credit would take a balance past the limit.
+
+    Weighed in the order given, as ``credit_lines`` credits them; the accounts stay locked, so
+    crediting the other lines in this transaction then succeeds.
+    """
+    refused = ledger.credits_past_limit(session, [_first_credit(line) for line in lines])
+    return {line.id for line in lines if credit_key(line.id, 1) in refused}
+
+
+def held_decision(decision: Decision) -> Decision:
+    """The exception a matched line becomes when its credit would pass the balance limit."""
+    return Decision(
+        EXCEPTION,
+        reason=f"{decision.reason}; crediting account {decision.account_id} would take its"
+        " balance past the most a balance holds: finance decides",
+    )
 
 
 def _apply(session: Session, now: datetime, rows, decisions) -> None:

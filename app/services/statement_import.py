@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..adapters.db import Database
-from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, insert_ignoring_conflicts
+from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, insert_ignoring_conflicts, update_rows
 from ..adapters.db.models import Statement, StatementLine
 from ..adapters.statements import parse_statement
-from ..domain.errors import StatementRejected
+from ..domain.errors import BalanceLimit, StatementRejected
 from ..domain.matching import MATCHED, CodeIndex, Decision, classify_each
 from ..domain.statements import ParsedStatement, line_identities
 from . import reconcile
@@ -82,7 +82,9 @@ def _import(
     # server work: a second thread computes the one while this one waits on the other.
     with ThreadPoolExecutor(max_workers=1) as worker:
         identities = worker.submit(_line_keys, parsed)
-        for attempt in range(1, _ATTEMPTS + 1):
+        attempt, hold_past_limit = 0, False
+        while True:
+            attempt += 1
             now = clock.now()
             try:
                 with db.transaction() as session:
@@ -91,9 +93,17 @@ def _import(
                     )
                     if statement_id is not None:
                         counts = _store_lines(
-                            session, worker, statement_id, parsed, identities, now
+                            session, worker, statement_id, parsed, identities, now,
+                            hold_past_limit=hold_past_limit,
                         )
                 break
+            except BalanceLimit:
+                # A line would take its account past the most a balance holds, and the file
+                # rolled back whole: again, with such lines left to finance (once; this is
+                # no race, so it does not count as an attempt).
+                if hold_past_limit:
+                    raise
+                hold_past_limit, attempt = True, attempt - 1
             except (IntegrityError, OperationalError) as exc:
                 # An overlapping statement imported at the same moment stored some of these
                 # lines first (the unique identity refused ours), or the two deadlocked: the
@@ -237,12 +247,15 @@ def _store_lines(
     parsed: ParsedStatement,
     identities: Future[list[str]],
     now,
+    *,
+    hold_past_limit: bool = False,
 ) -> dict[str, int]:
     """Insert the lines not stored before, classified; credit the matched ones.
 
     ``identities`` are the lines' keys, computed on ``worker``; the code index and the lines'
     times as stored are made there too, while this thread waits on the server's look-up of
-    stored lines and ids.
+    stored lines and ids. With ``hold_past_limit``, a matched line whose credit would take
+    its account past the balance limit is stored as an exception instead, uncredited.
     """
     table = StatementLine.__table__
     bank_account = _stored(parsed.account.strip(), _MAX_ACCOUNT)
@@ -291,6 +304,8 @@ def _store_lines(
             )
 
     copy_rows(session, table, _LINE_COLUMNS, rows())
+    if hold_past_limit:
+        decisions = _hold_past_limit(session, table, ids, new, decisions, now)
     matched = [decision for decision in decisions if decision.status == MATCHED]
     # In file order, so that arrears are paid off line by line as the money came in; built
     # as the ledger streams them.
@@ -311,6 +326,36 @@ def _store_lines(
         .values(lines_new=len(new))
     )
     return dict(Counter(decision.status for decision in decisions))
+
+
+def _hold_past_limit(session: Session, table, ids, new, decisions: list[Decision], now) -> list[Decision]:
+    """Turn matched lines whose credit would pass the balance limit into exceptions, stored so."""
+    held = reconcile.past_limit(
+        session,
+        [
+            reconcile.MatchedLine(line_id, decision.account_id, line.amount_fen, decision.reason)
+            for line_id, (line, _key, _booked), decision in zip(ids, new, decisions)
+            if decision.status == MATCHED
+        ],
+    )
+    if not held:
+        return decisions
+    decisions = [
+        reconcile.held_decision(decision) if line_id in held else decision
+        for line_id, decision in zip(ids, decisions)
+    ]
+    update_rows(
+        session,
+        table,
+        "id",
+        reconcile.OUTCOME_COLUMNS,
+        (
+            (line_id, *reconcile.outcome(decision, now))
+            for line_id, decision in zip(ids, decisions)
+            if line_id in held
+        ),
+    )
+    return decisions
 
 
 def _is_race(exc: Exception) -> bool:

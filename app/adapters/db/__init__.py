@@ -10,11 +10,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .breaks import LastBreak
 from .dedicated import ThreadConnections
 
 # A pooled connection that sat unused this long is pinged before it is handed out (a server
 # restart or an idle timeout kills quiet connections). One that was in use a moment ago is not:
 # under load a ping before every transaction would be one more round trip on every request.
+# After a connection broke, every connection idle since before the break is pinged too
+# (``LastBreak``).
 PING_AFTER_IDLE_SECONDS = 5.0
 
 
@@ -28,6 +31,7 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.last_break = LastBreak()
         if self.is_sqlite:
             self.engine = create_engine(
                 url,
@@ -47,10 +51,14 @@ class Database:
                 max_overflow=pool_size * 2,
                 pool_recycle=1800,
             )
-            _ping_idle_connections(self.engine)
+            _ping_idle_connections(self.engine, self.last_break)
         # Single-statement transactions on hot paths (PostgreSQL): see ``dedicated``.
         self.thread_connections = (
-            None if self.is_sqlite else ThreadConnections(self.engine, ping_after_idle=PING_AFTER_IDLE_SECONDS)
+            None
+            if self.is_sqlite
+            else ThreadConnections(
+                self.engine, ping_after_idle=PING_AFTER_IDLE_SECONDS, last_break=self.last_break
+            )
         )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -70,17 +78,25 @@ class Database:
         self.engine.dispose()
 
 
-def _ping_idle_connections(engine: Engine) -> None:
-    """Check a connection on checkout if it has been idle a while; the pool replaces a dead one."""
+def _ping_idle_connections(engine: Engine, last_break: LastBreak) -> None:
+    """Check a connection on checkout if it has been idle a while, or since before a connection
+    broke; the pool replaces a dead one."""
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection, record):
         record.info["idle_since"] = time.monotonic()
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context):
+        if context.is_disconnect:
+            last_break.note()
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_connection, record, _proxy):
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        if idle_since is None:
+            return
+        if time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS and not last_break.since(idle_since):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)

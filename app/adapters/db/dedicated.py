@@ -7,8 +7,9 @@ of 0.25 ms, measured with the notify's credit on PostgreSQL), and the notify run
 credited payment. Each thread that asks gets its own connection, opened on first use and kept:
 no other thread ever touches it, so there is nothing to lock and nothing to reset.
 
-Like the pool, a connection that sat idle a while is pinged before use, and one that broke is
-dropped so that the thread's next call opens a fresh one. ``close_all`` closes every one of them
+Like the pool, a connection that sat idle a while, or idle since another connection of the
+database broke (``LastBreak``), is pinged before use, and one that broke is dropped so that the
+thread's next call opens a fresh one. ``close_all`` closes every one of them
 (``Database.dispose``).
 """
 from __future__ import annotations
@@ -20,11 +21,14 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy.engine import Engine
 
+from .breaks import LastBreak
+
 
 class ThreadConnections:
-    def __init__(self, engine: Engine, *, ping_after_idle: float):
+    def __init__(self, engine: Engine, *, ping_after_idle: float, last_break: LastBreak | None = None):
         self._engine = engine
         self._ping_after_idle = ping_after_idle
+        self._last_break = last_break if last_break is not None else LastBreak()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[Any] = set()
@@ -74,7 +78,10 @@ class ThreadConnections:
         if connection is not None and (connection.closed or connection.broken):
             self._drop(connection)
             connection = None
-        if connection is not None and time.monotonic() - self._local.idle_since >= self._ping_after_idle:
+        if connection is not None and (
+            time.monotonic() - self._local.idle_since >= self._ping_after_idle
+            or self._last_break.since(self._local.idle_since)
+        ):
             try:
                 self._engine.dialect.do_ping(connection)
             except Exception:  # noqa: BLE001 - whatever the driver raises, this one is unusable
@@ -106,6 +113,8 @@ class ThreadConnections:
         return connection
 
     def _drop(self, connection) -> None:
+        if connection.closed or connection.broken:
+            self._last_break.note()
         if getattr(self._local, "connection", None) is connection:
             self._local.connection = None
         if getattr(self._local, "cursor_connection", None) is connection:

@@ -163,7 +163,10 @@ def fast_transaction(db: Database) -> Iterator[FastTransaction]:
         try:
             driver.rollback()
         except Exception:  # noqa: BLE001 - a broken connection must not hide the error
+            # SQLAlchemy does not see this connection's errors: tell the pool, and the other
+            # connections idle since now, what it would have been told.
             pooled.invalidate()
+            db.last_break.note()
         if _is_unique_violation(exc):
             raise DuplicateKey(str(exc)) from exc
         raise

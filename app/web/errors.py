@@ -25,7 +25,13 @@ def problem(status: int, title: str, detail: str, code: str, **extra) -> Respons
 
 
 def domain_problem(exc: DomainError) -> Response:
-    return problem(exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+    response = problem(exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+    if exc.status == 401:
+        # RFC 6750: a 401 names the scheme it wants, and says when the token sent was the fault.
+        response.headers["WWW-Authenticate"] = (
+            'Bearer error="invalid_token"' if exc.code == "invalid_token" else "Bearer"
+        )
+    return response
 
 
 def register_error_handlers(app: Flask) -> None:

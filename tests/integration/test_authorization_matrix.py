@@ -192,11 +192,11 @@ def world(app, client, wallet, admin_token, token_for, new_account, alipay_http)
         "revoked": token_for("account", a["id"]),
         "expired": token_for("account", a["id"]),
     }
-    orders = {}
+    orders, units = {}, {}
     for whose, account in (("own", a), ("other", b)):
         add_workspace(client, admin_token, account["id"], f"ws-{whose}")
-        give_coupon(client, admin_token, account["id"], "10.00")
-        give_card(client, admin_token, account["id"], "100.00")
+        units["coupon", whose] = give_coupon(client, admin_token, account["id"], "10.00")["id"]
+        units["card", whose] = give_card(client, admin_token, account["id"], "100.00")["id"]
         created = client.post(f"/api/v1/accounts/{account['id']}/topups",
                               json={"amount": "1.00", "method": "alipay"}, headers=bearer(tokens[whose]))
         assert created.status_code == 201, created.get_data(as_text=True)
@@ -217,6 +217,8 @@ def world(app, client, wallet, admin_token, token_for, new_account, alipay_http)
         ("line", "other"): line_of[b["remittance_code"]],
         ("line", "missing"): MISSING_LINE,
         ("remittance_code", "own"): a["remittance_code"],
+        ("remittance_code", "other"): b["remittance_code"],
+        **units,
     }
 
     def signed_in(token: str):
@@ -273,6 +275,16 @@ def _problem(response) -> tuple[int, str | None]:
     return response.status_code, (body or {}).get("code")
 
 
+def _shows_the_other_account(world: World, response) -> bool:
+    """Whether an answer about account A names account B, its order, or its coupon or card."""
+    body = response.get_json()
+    text = response.get_data(as_text=True)
+    named = any(world.ids[kind, "other"] in text for kind in ("account", "order", "remittance_code"))
+    listed = {kind: body.get(name) for kind, name in (("coupon", "coupons"), ("card", "cards"))}
+    units = {(kind, unit["id"]) for kind, items in listed.items() if isinstance(items, list) for unit in items}
+    return named or bool(units & {("coupon", world.ids["coupon", "other"]), ("card", world.ids["card", "other"])})
+
+
 def _check_api(world: World, name: str, route: Route, method: str, found: list[str]) -> int:
     answers = {caller: _api_call(world, route, method, caller) for caller in API_CALLERS}
     allowed = ALLOWED[route.access]
@@ -292,6 +304,8 @@ def _check_api(world: World, name: str, route: Route, method: str, found: list[s
         elif caller in allowed:
             if status in (401, 403, 404) or status >= 500 or (method == "GET" and status != 200):
                 wrong(caller, "the route's answer (GET 200; a POST's empty body refused as input)")
+            elif route.access == READER and _shows_the_other_account(world, response):
+                wrong(caller, "account A's data only, nothing of account B")
         elif caller in ("finance", "admin", "own"):
             if (status, code) != (403, "wrong_role"):
                 wrong(caller, "403 problem wrong_role")

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..adapters.db import Database
+from ..adapters.db.errors import is_passing_failure
 from ..adapters.db.models import IdempotentRequest
 from ..domain.errors import Conflict, InvalidInput
 from .clock import Clock
@@ -95,7 +96,21 @@ def key_reused() -> InvalidInput:
 
 
 def finish(db: Database, *, scope: str, key: str, response: StoredResponse) -> None:
-    """Store the response of a claimed request; a server error releases the key instead."""
+    """Store the response of a claimed request; a server error releases the key instead.
+
+    Both are the same whenever they happen, so a passing failure (often the connection that
+    failed the request, broken with its neighbours) is met by doing it once more: a key left
+    claimed would answer its retries 409 for ABANDONED_AFTER.
+    """
+    try:
+        _finish(db, scope=scope, key=key, response=response)
+    except Exception as exc:
+        if not is_passing_failure(exc):
+            raise
+        _finish(db, scope=scope, key=key, response=response)
+
+
+def _finish(db: Database, *, scope: str, key: str, response: StoredResponse) -> None:
     with db.transaction() as session:
         where = (IdempotentRequest.scope == scope, IdempotentRequest.key == key)
         if response.status >= 500:

@@ -13,12 +13,12 @@ import time
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
 from app.adapters.alipay.sandbox.notify_builder import encode_form
 from app.adapters.db.models import IdempotentRequest, LedgerTransaction
-from app.services import idempotency, ledger
+from app.services import bills, idempotency, ledger
 from tests.conftest import bearer
 from tests.integration.test_failure_injection import credited_once, order_status, paid_order
 from tests.integration.test_money_races import paid_notify
@@ -171,4 +171,40 @@ def test_once_one_request_meets_a_terminated_backend_the_others_get_live_connect
     assert (other_thread.status_code, other_thread.get_data()) == (200, b"success")
     assert orders[2][1]().get_data() == b"success"
     assert all(credited_once(wallet, out_trade_no) for out_trade_no, _ in orders)
+    assert ledger_problems(wallet) == []
+
+
+def test_a_key_whose_release_meets_a_backend_ended_after_its_ping_is_released_all_the_same(
+        client, admin_token, new_account, wallet, pg_url, monkeypatch):
+    account = new_account()
+    add_workspace(client, admin_token, account["id"], "ws-1")
+    top_up(wallet, account["id"], 10_00, "seed")
+    ended = []
+
+    def backend_ended_after_the_ping(dbapi_connection, _record, _proxy):
+        # The connection handed out to release the key passed its ping, then its backend ended
+        # (a server's backends end a moment apart, not all at the same instant).
+        if not ended:
+            ended.append(dbapi_connection.info.backend_pid)
+            conninfo = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(conninfo, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [ended[0]])
+
+    def connection_lost(*_args, **_kwargs):
+        event.listen(wallet.db.engine, "checkout", backend_ended_after_the_ping)
+        raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(bills, "settle_bill", connection_lost)
+    bill = {"bill_id": "b-1", "workspace_id": "ws-1", "product": "general", "amount": "5.00"}
+    headers = {**bearer(admin_token), "Idempotency-Key": "bill-b-1"}
+    first = client.post("/api/v1/bills", json=bill, headers=headers)
+    event.remove(wallet.db.engine, "checkout", backend_ended_after_the_ping)
+    monkeypatch.undo()
+
+    assert ended, "no connection was handed out after the bill failed"
+    assert database_unavailable(first), first.get_data(as_text=True)
+    # The key was released on another connection: the same request again settles the bill.
+    again = client.post("/api/v1/bills", json=bill, headers=headers)
+    assert again.status_code == 201, again.get_data(as_text=True)
+    assert wallet_of(client, admin_token, account["id"])["cash"] == "5.00"
     assert ledger_problems(wallet) == []

@@ -14,6 +14,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_TOPUP_EXPIRY_MINUTES = 15 * 24 * 60
 MAX_TOPUP_QUERY_INTERVAL_SECONDS = 24 * 60 * 60
 MAX_CARD_VALIDITY_DAYS = 100 * 366
+# A notify body is at most 64 KiB (app.adapters.alipay.notify.MAX_NOTIFY_BYTES).
+MAX_NOTIFY_BODY_BYTES = 64 * 1024
+MAX_NOTIFIES_PER_HOUR = 10_000_000
+MAX_RETENTION_DAYS = 100 * 366
 
 
 class ConfigError(RuntimeError):
@@ -55,6 +59,14 @@ class Settings:
     prepaid_card_validity_days: int | None = None  # None: one calendar year
     discount_tiers: tuple[DiscountTier, ...] = DEFAULT_DISCOUNT_TIERS
     log_level: str = "INFO"
+    # Notifies whose signature does not verify (or that cannot be decoded) are kept for review
+    # with at most this much of their body, at most this many an hour, for this many days.
+    # Verified notifies are always kept whole, and never purged.
+    notify_unverified_body_bytes: int = 8 * 1024
+    notify_unverified_per_hour: int = 1000
+    notify_unverified_retention_days: int = 90
+    # Job runs and failed coupon activations older than this are forgotten.
+    operations_retention_days: int = 90
     extra: dict = field(default_factory=dict)
 
     @property
@@ -208,4 +220,12 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         ),
         discount_tiers=tiers,
         log_level=log_level,
+        notify_unverified_body_bytes=_int(
+            env, "NOTIFY_UNVERIFIED_BODY_BYTES", 8 * 1024, maximum=MAX_NOTIFY_BODY_BYTES
+        ),
+        notify_unverified_per_hour=_int(env, "NOTIFY_UNVERIFIED_PER_HOUR", 1000, maximum=MAX_NOTIFIES_PER_HOUR),
+        notify_unverified_retention_days=_int(
+            env, "NOTIFY_UNVERIFIED_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS
+        ),
+        operations_retention_days=_int(env, "OPERATIONS_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS),
     )

@@ -110,6 +110,27 @@ def _page_sessions_purge(wallet: Wallet) -> str:
     return f"forgot {purge_page_sessions(wallet.db, wallet.clock)} page session(s)"
 
 
+def _records_purge(wallet: Wallet) -> str:
+    from .services.coupons import purge_activation_failures
+    from .services.unverified_notifies import purge_unverified_notifies
+
+    settings = wallet.settings
+    notifies = purge_unverified_notifies(
+        wallet.db, wallet.clock, retention_days=settings.notify_unverified_retention_days
+    )
+    retention = timedelta(days=settings.operations_retention_days)
+    runs = purge_job_runs(wallet, retention=retention)
+    guesses = purge_activation_failures(wallet.db, wallet.clock, retention=retention)
+    return f"forgot {notifies} unverified notify(s), {runs} job run(s), {guesses} failed activation(s)"
+
+
+def purge_job_runs(wallet: Wallet, *, retention: timedelta) -> int:
+    """Forget the job runs started more than ``retention`` ago; return how many."""
+    with wallet.db.transaction() as session:
+        cutoff = wallet.clock.shared_now(session) - retention
+        return session.execute(delete(JobRun).where(JobRun.started_at < cutoff)).rowcount
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -128,6 +149,14 @@ register_job(
 )
 register_job(
     Job("page-sessions-purge", 3600, _page_sessions_purge, "forget page sessions that ended or outlived 12 hours")
+)
+register_job(
+    Job(
+        "records-purge",
+        3600,
+        _records_purge,
+        "forget unverified notifies, job runs and failed activations past their retention",
+    )
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..adapters.db import Database
@@ -247,6 +247,14 @@ def _refuse_when_limited(session, account_id: str, token_id: int, now: datetime)
             f"too many wrong activation codes; try again within {GUESS_WINDOW.seconds // 60} minutes",
             code="too_many_activation_attempts",
         )
+
+
+def purge_activation_failures(db: Database, clock: Clock, *, retention: timedelta) -> int:
+    """Forget wrong activation guesses older than ``retention`` (never within ``GUESS_WINDOW``,
+    which the limit counts); return how many."""
+    cutoff = clock.now() - max(retention, GUESS_WINDOW)
+    with db.transaction() as session:
+        return session.execute(delete(ActivationFailure).where(ActivationFailure.attempted_at < cutoff)).rowcount
 
 
 def _redeemed_by(row: CouponCode | None, account_id: str) -> bool:

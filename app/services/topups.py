@@ -36,6 +36,7 @@ from ..domain.topup import split_topup
 from . import ledger
 from .accounts import existing_account
 from .clock import Clock
+from .unverified_notifies import UnverifiedNotifyBudget, bounded_body
 
 log = logging.getLogger(__name__)
 
@@ -514,11 +515,13 @@ def handle_alipay_notify(
     verified: bool,
     charset: str,
     decode_error: str | None = None,
+    budget: UnverifiedNotifyBudget | None = None,
 ) -> NotifyResult:
     """Record a notify and, if it verified and passes every check, credit its order once.
 
     ``params`` are the notify's decoded parameters (None when undecodable) and ``verified``
-    says whether the adapter found Alipay's signature valid over them.
+    says whether the adapter found Alipay's signature valid over them. ``budget`` is the
+    process's memory of the hourly budget of unverified notifies (a fresh one asks the database).
     """
     now = clock.now()
     params = params or {}
@@ -538,11 +541,18 @@ def handle_alipay_notify(
     context = {"out_trade_no": out_trade_no, "notify_id": notification["p_notify_id"]}
 
     if decode_error is not None or not verified:
+        # Not Alipay's (as far as anyone can tell): kept for review, but bounded, since anyone
+        # can post here. A verified notify is always kept whole.
         outcome = "rejected_malformed" if decode_error else "rejected_signature"
+        body, cut = bounded_body(raw_body, settings.notify_unverified_body_bytes)
+        notification["p_raw_body"] = body
         notification["p_outcome"] = outcome
-        notification["p_detail"] = decode_error or "signature does not verify with Alipay's public key"
+        notification["p_detail"] = (decode_error or "signature does not verify with Alipay's public key") + cut
         notification["p_needs_review"] = True
+        budget = budget or UnverifiedNotifyBudget()
         with db.engine.begin() as connection:
+            if not budget.admits(connection, now, settings.notify_unverified_per_hour):
+                return NotifyResult(False, "not_stored")
             _execute(connection, _INSERT_NOTIFICATION, notification)
         log.warning("notify refused", extra={**context, "outcome": outcome})
         return NotifyResult(False, outcome)

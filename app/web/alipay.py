@@ -19,6 +19,7 @@ from ..adapters.alipay.notify import (
     verify_return,
 )
 from ..services import topups
+from ..services.unverified_notifies import UnverifiedNotifyBudget
 
 log = logging.getLogger(__name__)
 alipay = Blueprint("alipay", __name__, url_prefix="/alipay")
@@ -32,7 +33,9 @@ def _text(body: str, status: int) -> Response:
 @alipay.post("/notify")
 def notify():
     w = current_app.extensions["wallet"]
-    raw = request.get_data(cache=False)
+    # One byte more than any notify holds is enough to refuse a larger body: the rest is never
+    # read into memory.
+    raw = _read_at_most(MAX_NOTIFY_BYTES + 1)
     params, verified, decode_error = None, False, None
     try:
         params = decode_notify_body(raw)
@@ -45,13 +48,12 @@ def notify():
             w.db,
             w.clock,
             w.settings,
-            # Anyone can post here and refused bodies are kept for review: never more of one
-            # than any notify holds (a larger one is refused as malformed), not megabytes.
             raw_body=raw[:MAX_NOTIFY_BYTES],
             params=params,
             verified=verified,
             charset=charset,
             decode_error=decode_error,
+            budget=_unverified_notify_budget(w),
         )
     except Exception:
         # Not "success": Alipay retries later, and nothing was committed.
@@ -60,6 +62,26 @@ def notify():
     if result.acknowledge:
         return _text("success", 200)
     return _text("failure", 400)
+
+
+def _unverified_notify_budget(w) -> UnverifiedNotifyBudget:
+    """This process's memory of the hourly budget of stored unverified notifies."""
+    budget = w.extras.get("unverified_notify_budget")
+    if budget is None:
+        budget = w.extras.setdefault("unverified_notify_budget", UnverifiedNotifyBudget())
+    return budget
+
+
+def _read_at_most(limit: int) -> bytes:
+    """The request body's first ``limit`` bytes (a read may return fewer than asked)."""
+    chunks, left = [], limit
+    while left > 0:
+        chunk = request.stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 @alipay.get("/return")

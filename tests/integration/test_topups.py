@@ -169,7 +169,8 @@ def test_an_oversized_notify_body_is_recorded_for_review_without_storing_megabyt
     assert response.status_code == 400 and response.get_data() != b"success"
     [row] = notifications(wallet)
     assert row.outcome == "rejected_malformed" and row.needs_review
-    assert bytes(row.raw_body) == body[:MAX_NOTIFY_BYTES]
+    assert bytes(row.raw_body) == body[: wallet.settings.notify_unverified_body_bytes]
+    assert wallet.settings.notify_unverified_body_bytes < MAX_NOTIFY_BYTES
 
 
 def test_notify_signed_with_another_key_is_refused(client, wallet, account, account_token, alipay_http, sandbox):

@@ -111,3 +111,32 @@ def test_a_duration_past_its_bound_refuses_to_start_instead_of_failing_each_purc
 def test_a_duration_must_be_plain_ascii_digits(value, tmp_path):
     with pytest.raises(ConfigError, match="TOPUP_EXPIRY_MINUTES must be a positive whole number"):
         load_settings({"TOPUP_EXPIRY_MINUTES": value}, instance_path=tmp_path)
+
+
+def test_what_is_kept_of_unverified_notifies_and_for_how_long_has_bounded_defaults(tmp_path):
+    settings = load_settings({}, instance_path=tmp_path)
+    assert (
+        settings.notify_unverified_body_bytes,
+        settings.notify_unverified_per_hour,
+        settings.notify_unverified_retention_days,
+        settings.operations_retention_days,
+    ) == (8192, 1000, 90, 90)
+
+
+@pytest.mark.parametrize(
+    ("name", "largest"),
+    [
+        ("NOTIFY_UNVERIFIED_BODY_BYTES", 65536),
+        ("NOTIFY_UNVERIFIED_PER_HOUR", 10_000_000),
+        ("NOTIFY_UNVERIFIED_RETENTION_DAYS", 36600),
+        ("OPERATIONS_RETENTION_DAYS", 36600),
+    ],
+)
+def test_notify_and_retention_bounds_are_configurable_within_limits(name, largest, tmp_path):
+    assert getattr(load_settings({name: "7"}, instance_path=tmp_path), name.lower()) == 7
+    assert getattr(load_settings({name: str(largest)}, instance_path=tmp_path), name.lower()) == largest
+    with pytest.raises(ConfigError, match=f"{name} must be at most {largest}"):
+        load_settings({name: str(largest + 1)}, instance_path=tmp_path)
+    for not_positive in ("0", "-1", "x"):
+        with pytest.raises(ConfigError, match=f"{name} must be a positive whole number"):
+            load_settings({name: not_positive}, instance_path=tmp_path)

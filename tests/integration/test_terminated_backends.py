@@ -17,7 +17,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
 from app.adapters.alipay.sandbox.notify_builder import encode_form
-from app.adapters.db.models import IdempotentRequest, LedgerTransaction
+from app.adapters.db.models import IdempotentRequest, JobLock, JobRun, LedgerTransaction
 from app.services import bills, idempotency, ledger
 from tests.conftest import bearer
 from tests.integration.test_failure_injection import credited_once, order_status, paid_order
@@ -208,3 +208,34 @@ def test_a_key_whose_release_meets_a_backend_ended_after_its_ping_is_released_al
     assert again.status_code == 201, again.get_data(as_text=True)
     assert wallet_of(client, admin_token, account["id"])["cash"] == "5.00"
     assert ledger_problems(wallet) == []
+
+
+# -- scheduled jobs ----------------------------------------------------------------------------
+
+
+def test_a_job_whose_backends_are_terminated_mid_run_is_recorded_failed_and_its_lease_released(
+        wallet, pg_url):
+    from app.jobs import JOBS, Job, register_job, run_job
+
+    def ends_every_backend_then_reads(w):
+        with w.db.sessions() as session:
+            session.execute(select(func.count()).select_from(LedgerTransaction)).scalar_one()
+            fill_pool(w)
+            terminate_every_backend(pg_url)
+            session.execute(select(func.count()).select_from(LedgerTransaction)).scalar_one()
+        return "read twice"
+
+    register_job(Job("terminated-test", 60, ends_every_backend_then_reads, "test job"))
+    try:
+        with pytest.raises(Exception) as failed:
+            run_job(wallet, "terminated-test", slot="s1", holder="host-a:1")
+        assert "terminating connection" in str(failed.value)
+        with wallet.db.sessions() as session:
+            runs = session.execute(select(JobRun.slot, JobRun.outcome, JobRun.finished_at.is_not(None))).all()
+            assert runs == [("s1", "failed", True)]
+            assert session.scalar(select(func.count()).select_from(JobLock)) == 0
+        # The next tick runs it at once, on live connections.
+        register_job(Job("terminated-test", 60, lambda w: "ran", "test job"))
+        assert run_job(wallet, "terminated-test", slot="s2", holder="host-b:2") == "ran"
+    finally:
+        JOBS.pop("terminated-test")

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..adapters.db import Database
 from ..adapters.db.models import Account, Coupon, PrepaidCard
 from ..adapters.db.types import fen_sum_parts, fen_total
 from ..domain.money import format_fen
@@ -142,6 +143,31 @@ def card_view(card: PrepaidCard, now: datetime) -> dict:
         "expires_at": _iso(card.expires_at),
         "origin": card.origin,
     }
+
+
+def newest_coupons(db: Database, account_id: str, now: datetime, *, limit: int) -> tuple[list[dict], int]:
+    """Return an account's ``limit`` newest coupons, oldest first, and how many it holds."""
+    return _newest(db, Coupon, coupon_view, account_id, now, limit)
+
+
+def newest_cards(db: Database, account_id: str, now: datetime, *, limit: int) -> tuple[list[dict], int]:
+    """Return an account's ``limit`` newest prepaid cards, oldest first, and how many it holds."""
+    return _newest(db, PrepaidCard, card_view, account_id, now, limit)
+
+
+def _newest(db: Database, model, view, account_id: str, now: datetime, limit: int) -> tuple[list[dict], int]:
+    # Used-up and expired units stay for good: a page showing all of them grows with the
+    # account's history (thousands of rows for a large account), so it shows the newest.
+    with db.sessions() as session:
+        units = session.execute(
+            select(model).where(model.account_id == account_id).order_by(model.id.desc()).limit(limit)
+        ).scalars().all()
+        total = len(units)
+        if total == limit:
+            total = session.execute(
+                select(func.count()).select_from(model).where(model.account_id == account_id)
+            ).scalar_one()
+        return [view(unit, now) for unit in reversed(units)], total
 
 
 def _iso(moment: datetime) -> str:

@@ -20,8 +20,9 @@ from ..domain.money import parse_amount
 from ..domain.remittance import display
 from ..services import accounts, topups
 from ..services.bills import recent_bills
-from ..services.coupons import activate_coupon, list_coupons
-from ..services.prepaid_cards import buy_prepaid_card, list_prepaid_cards
+from ..services.coupons import activate_coupon
+from ..services.prepaid_cards import buy_prepaid_card
+from ..services.units import newest_cards, newest_coupons
 from ..services.wallet import ledger_page, wallet_figures
 from .idempotency import caller_key
 from .inputs import query_number
@@ -34,6 +35,8 @@ guard(billing, roles=("account",), others_to_home=True)
 METHODS = ("alipay", "bank_transfer")
 RECENT_ENTRIES = 20
 RECENT_BILLS = 20
+# Coupons and prepaid cards shown on the wallet page: the newest (the API lists them all).
+RECENT_UNITS = 50
 MAX_CODE_LENGTH = 100
 # What the sources of a bill are called in the deduction order shown on the wallet page.
 SOURCE_NAMES = {
@@ -57,6 +60,9 @@ def wallet_page():
     figures = wallet_figures(w.db, account_id, w.clock.now())
     before_id = query_number("before")
     entries, more = ledger_page(w.db, account_id, before_id=before_id, limit=RECENT_ENTRIES)
+    now = w.clock.now()
+    coupons, coupons_total = newest_coupons(w.db, account_id, now, limit=RECENT_UNITS)
+    cards, cards_total = newest_cards(w.db, account_id, now, limit=RECENT_UNITS)
     return render_template(
         "billing/wallet.html",
         account=account,
@@ -68,8 +74,10 @@ def wallet_page():
         entries=entries,
         older_than=more,
         paged=before_id is not None,
-        coupons=list_coupons(w.db, w.clock, account_id),
-        cards=list_prepaid_cards(w.db, w.clock, account_id),
+        coupons=coupons,
+        coupons_total=coupons_total,
+        cards=cards,
+        cards_total=cards_total,
         bills=recent_bills(w.db, account_id, limit=RECENT_BILLS),
     )
 

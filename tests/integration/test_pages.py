@@ -637,3 +637,37 @@ def test_an_expired_or_forged_session_leads_to_sign_in_and_its_forms_do_nothing(
     forged = app.test_client()
     forged.set_cookie(app.config["SESSION_COOKIE_NAME"], "eyJ0b2tlbl9pZCI6MX0.forged.signature")
     assert forged.get("/billing/").headers["Location"] == "/login?next=/billing/"
+
+
+def test_the_wallet_page_shows_the_newest_coupons_and_cards_and_how_many_there_are(
+    account_client, wallet, account, monkeypatch
+):
+    from app.services.coupons import allocate_coupon
+    from app.services.prepaid_cards import allocate_prepaid_card
+    from app.web import billing
+
+    monkeypatch.setattr(billing, "RECENT_UNITS", 2)
+    now = wallet.clock.now()
+    for fen in (1000, 2000, 3000):
+        allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=fen,
+                        valid_from=now, expires_at=now + timedelta(days=30), actor="test")
+        allocate_prepaid_card(wallet.db, wallet.clock, account_id=account["id"], amount_fen=fen * 10,
+                              expires_at=now + timedelta(days=365), actor="test")
+    page = account_client.get("/billing/")
+    assert [row[2] for row in table_rows(page, "coupons")] == ["20.00", "30.00"]
+    assert [row[1] for row in table_rows(page, "prepaid-card-list")] == ["200.00", "300.00"]
+    assert by_testid(page, "coupons-shown") == "The 2 newest of 3 coupons."
+    assert by_testid(page, "prepaid-cards-shown") == "The 2 newest of 3 prepaid cards."
+    # The figures still count every unit.
+    assert by_testid(page, "regular-coupons") == "60.00"
+    assert by_testid(page, "prepaid-cards") == "600.00"
+
+
+def test_the_wallet_page_says_nothing_of_more_units_when_it_shows_them_all(account_client, wallet, account):
+    from app.services.coupons import allocate_coupon
+
+    now = wallet.clock.now()
+    allocate_coupon(wallet.db, wallet.clock, account_id=account["id"], face_value_fen=5000,
+                    valid_from=now, expires_at=now + timedelta(days=30), actor="test")
+    html = account_client.get("/billing/").get_data(as_text=True)
+    assert 'data-testid="coupons"' in html and 'data-testid="coupons-shown"' not in html

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +19,21 @@ from .dedicated import ThreadConnections
 # After a connection broke, every connection idle since before the break is pinged too
 # (``LastBreak``).
 PING_AFTER_IDLE_SECONDS = 5.0
+
+# How a PostgreSQL connection gives up on a server that stopped answering, where the URL says
+# nothing else (its own query parameters win): a connection attempt after 10 s; an idle or
+# waiting connection whose peer is gone (a host lost, a network cut: no reset ever arrives)
+# after about a minute, by TCP keepalives, and one whose sent data goes unacknowledged after
+# 60 s. Without them a request or a scheduler job could hang on a dead link for the kernel's
+# retransmission limit, about 15 minutes, holding its locks and its job's lease meanwhile.
+PG_CONNECTION_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
 
 
 class Database:
@@ -44,7 +59,7 @@ class Database:
             _tune_sqlite(self.engine)
         else:
             self.engine = create_engine(
-                url,
+                with_connection_defaults(url),
                 echo=echo,
                 hide_parameters=True,
                 pool_size=pool_size,
@@ -76,6 +91,14 @@ class Database:
         if self.thread_connections is not None:
             self.thread_connections.close_all()
         self.engine.dispose()
+
+
+def with_connection_defaults(url: str) -> URL:
+    """``url`` with ``PG_CONNECTION_DEFAULTS`` added for each parameter it does not set."""
+    parsed = make_url(url)
+    return parsed.update_query_dict(
+        {name: value for name, value in PG_CONNECTION_DEFAULTS.items() if name not in parsed.query}
+    )
 
 
 def _ping_idle_connections(engine: Engine, last_break: LastBreak) -> None:

@@ -20,7 +20,12 @@ from app.adapters.alipay.sandbox.notify_builder import encode_form
 from app.adapters.db.models import IdempotentRequest, JobLock, JobRun, LedgerTransaction
 from app.services import bills, idempotency, ledger
 from tests.conftest import bearer
-from tests.integration.test_failure_injection import credited_once, order_status, paid_order
+from tests.integration.test_failure_injection import (  # noqa: F401 - payer: a fixture
+    credited_once,
+    order_status,
+    paid_order,
+    payer,
+)
 from tests.integration.test_money_races import paid_notify
 from tests.integration.wallet_helpers import add_workspace, top_up, wallet_of
 
@@ -107,13 +112,6 @@ def test_a_keyed_bill_whose_connections_all_die_mid_request_goes_through_when_se
 
 
 # -- Alipay notifies ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def payer(new_account, token_for):
-    account = new_account("Payer")
-    account["token"] = token_for("account", account["id"])
-    return account
 
 
 def notify_for(client, wallet, sandbox, payer, amount="100.00"):

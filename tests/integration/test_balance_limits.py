@@ -14,7 +14,6 @@ from app.domain.errors import BalanceLimit
 from app.domain.money import MAX_BALANCE_FEN, format_fen
 from app.services import ledger
 from app.services.units import grant_coupon
-from tests.integration.test_topups import cash
 from tests.integration.wallet_helpers import (
     add_workspace,
     assert_ledger_clean,

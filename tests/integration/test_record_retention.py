@@ -6,10 +6,9 @@ failed coupon activations are forgotten after their retention; financial records
 """
 import io
 import logging
+import re
 from datetime import timedelta
 
-import pytest
-import re
 import responses
 from sqlalchemy import func, insert, select
 
@@ -17,7 +16,15 @@ from app.adapters.alipay.notify import MAX_NOTIFY_BYTES
 from app.adapters.db.models import ActivationFailure, AlipayNotification, JobRun
 from app.jobs import run_job
 from tests.conftest import bearer
-from tests.integration.test_topups import cash, create_topup, notifications, paid_notify, post_notify
+from tests.integration.test_topups import (  # noqa: F401 - account, account_token: fixtures
+    account,
+    account_token,
+    cash,
+    create_topup,
+    notifications,
+    paid_notify,
+    post_notify,
+)
 
 JUNK = b"notify_id=1&sign=x&out_trade_no=T1&pad=" + b"A" * (20 * 1024)
 
@@ -41,16 +48,6 @@ def post_junk(client, body=JUNK):
     response = client.post("/alipay/notify", data=body, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400 and response.get_data() != b"success"
     return response
-
-
-@pytest.fixture
-def account(new_account):
-    return new_account("Payer")
-
-
-@pytest.fixture
-def account_token(token_for, account):
-    return token_for("account", account["id"])
 
 
 def test_an_unverified_notify_is_kept_with_only_the_first_bytes_of_its_body(client, wallet):

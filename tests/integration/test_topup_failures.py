@@ -1,6 +1,5 @@
 """Alipay failing us: precreate refused, slow or forged; hostile return redirects; junk bodies."""
 import json
-import re
 
 import pytest
 import requests

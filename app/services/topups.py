@@ -742,9 +742,9 @@ def refresh_topup(db: Database, clock: Clock, gateway, settings: Settings, out_t
     try:
         status = gateway.query(out_trade_no)
     except (GatewayError, GatewayRejected):
-        # A status read must not fail because Alipay is slow or refuses the query (e.g. a
-        # signed ACQ.SYSTEM_ERROR): the notify or the poll job will settle it; the caller sees
-        # the order as it stands.
+        # A status read must not fail because Alipay is slow, answers a system error
+        # (ACQ.SYSTEM_ERROR) or refuses the query: the notify or the poll job will settle it;
+        # the caller sees the order as it stands.
         log.warning("top-up query failed", extra={"out_trade_no": out_trade_no})
         return view
     apply_trade_status(db, clock, out_trade_no, status)

@@ -50,6 +50,21 @@ def test_precreate_rejected_by_alipay_is_422_and_closes_the_order(client, wallet
     assert [o.status for o in orders(wallet)] == ["closed"]
 
 
+def test_precreate_answered_with_a_system_error_is_502_and_leaves_the_order_for_the_poll_job(
+    client, wallet, account, token, sandbox
+):
+    # ACQ.SYSTEM_ERROR is Alipay's trouble, to be retried with a new order: not a refusal (422).
+    body = signed_response(sandbox, {"code": "40004", "msg": "Business Failed",
+                                     "sub_code": "ACQ.SYSTEM_ERROR", "sub_msg": "系统错误"})
+    with responses.RequestsMock() as mock:
+        mock.add("POST", GATEWAY, body=body)
+        response = post_topup(client, account, token)
+    assert response.status_code == 502
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "gateway_error"
+    assert [o.status for o in orders(wallet)] == ["pending"]
+
+
 def test_precreate_timeout_is_504_and_leaves_the_order_for_the_poll_job(client, wallet, account, token):
     with responses.RequestsMock() as mock:
         mock.add("POST", GATEWAY, body=requests.exceptions.ReadTimeout("slow"))

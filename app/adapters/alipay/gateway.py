@@ -43,6 +43,10 @@ PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _CODE_SUCCESS = "10000"
 _CODE_BUSINESS_FAILED = "40004"
 _TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
+# Business-failure sub_codes that report Alipay's own trouble, not a refusal: the documented
+# remedy is to send the same request again (for precreate: a new order), so they are gateway
+# errors like a timeout. AQC.SYSTEM_ERROR is a spelling Alipay's documentation lists too.
+_SYSTEM_ERRORS = frozenset({"ACQ.SYSTEM_ERROR", "AQC.SYSTEM_ERROR"})
 _OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
 _SAFE_CODE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -298,6 +302,12 @@ class HttpAlipayGateway:
             if sub_code == _TRADE_NOT_EXIST and not_exist_ok:
                 logger.info("alipay has no such trade yet", extra=log)
                 return None
+            if sub_code in _SYSTEM_ERRORS:
+                logger.warning("alipay answered a system error", extra=log)
+                raise GatewayError(
+                    f"Alipay answered a system error (sub_code {sub_code}); the outcome is unknown",
+                    out_trade_no=out_trade_no,
+                )
             logger.info("alipay refused the request", extra=log)
             sub_msg = payload.get("sub_msg")
             if isinstance(sub_msg, str) and sub_msg:

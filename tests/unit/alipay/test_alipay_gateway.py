@@ -243,6 +243,24 @@ def test_signed_service_unavailable_is_a_gateway_error(gateway, sandbox, alipay_
     assert not isinstance(caught.value, GatewayRejected)
 
 
+@pytest.mark.parametrize("sub_code", ["ACQ.SYSTEM_ERROR", "AQC.SYSTEM_ERROR"])
+@pytest.mark.parametrize("method", ["alipay.trade.precreate", "alipay.trade.query", "alipay.trade.close"])
+def test_signed_system_error_is_a_gateway_error_to_retry_not_a_refusal(gateway, sandbox, alipay_keys, method, sub_code):
+    # Alipay's remedy for a system error is to send the request again: it says nothing about the
+    # trade, unlike a refusal such as ACQ.TOTAL_FEE_EXCEED.
+    raw = '{"code":"40004","msg":"Business Failed","sub_code":"%s","sub_msg":"系统错误"}' % sub_code
+    _answer_with(sandbox, body=_signed(method, raw, alipay_keys.private))
+    call = {
+        "alipay.trade.precreate": lambda: _precreate(gateway),
+        "alipay.trade.query": lambda: gateway.query(T),
+        "alipay.trade.close": lambda: gateway.close(T),
+    }[method]
+    with pytest.raises(GatewayError, match=sub_code.replace(".", r"\.")) as caught:
+        call()
+    assert not isinstance(caught.value, GatewayRejected)
+    assert caught.value.code == "gateway_error"
+
+
 # -- query and close -----------------------------------------------------------------------
 
 

@@ -91,9 +91,17 @@ def test_precreate_answer_that_is_not_json_is_502(client, account, token):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/topups/{}", "/checkout/{}/status", "/checkout/{}/result"])
-def test_status_read_shows_the_order_when_alipay_refuses_the_query(client, wallet, account, token, alipay_http, sandbox, path):
+@pytest.mark.parametrize(
+    "sub_code, sub_msg",
+    [
+        ("ACQ.INVALID_PARAMETER", "参数无效"),  # a refusal
+        ("ACQ.SYSTEM_ERROR", "系统错误"),  # Alipay's own trouble: a gateway error, asked again later
+    ],
+)
+def test_status_read_shows_the_order_when_alipay_refuses_the_query(
+        client, wallet, account, token, alipay_http, sandbox, path, sub_code, sub_msg):
     order = post_topup(client, account, token).get_json()
-    refused = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SYSTEM_ERROR", "sub_msg": "系统错误"}
+    refused = {"code": "40004", "msg": "Business Failed", "sub_code": sub_code, "sub_msg": sub_msg}
     raw = json.dumps(refused, separators=(",", ":"))
     body = '{"alipay_trade_query_response":%s,"sign":"%s"}' % (raw, sign(sandbox.alipay_private_key, raw))
     with responses.RequestsMock() as mock:

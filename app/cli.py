@@ -160,7 +160,7 @@ def ledger_verify():
     its agreement with orders and statement lines; exit 1 on any difference."""
     from .services.ledger import verify, verify_consistency, verify_references
 
-    with _wallet().db.sessions() as session:
+    with _wallet().db.snapshot() as session:
         differences = verify(session)
         broken = verify_references(session)
         inconsistent = verify_consistency(session)

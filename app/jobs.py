@@ -44,7 +44,7 @@ class Job:
 
 
 def _ledger_verify(wallet: Wallet) -> str:
-    with wallet.db.sessions() as session:
+    with wallet.db.snapshot() as session:
         differences = ledger.verify(session)
         broken = ledger.verify_references(session)
         inconsistent = ledger.verify_consistency(session)

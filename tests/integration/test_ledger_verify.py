@@ -19,6 +19,7 @@ from app.adapters.db.models import (
     TopupOrder,
 )
 from app.services import ledger
+from app.services.accounts import create_account
 from tests.integration.statement_helpers import csv_file, finance, payer, row, upload  # noqa: F401
 from tests.integration.wallet_helpers import add_workspace, give_card, give_coupon, post_bill, top_up
 
@@ -204,3 +205,32 @@ def test_verify_streams_the_balance_holders_in_batches_and_keeps_none_of_them(
         (accounts[3], "cash", 1),
         (accounts[4], "coupon", -1),
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("how", ["command", "job"])
+def test_money_moving_while_the_ledger_is_checked_is_no_difference(make_app, pg_url, how):
+    from sqlalchemy import event
+
+    from app.jobs import JOBS
+
+    app = make_app(pg_url)
+    wallet = app.extensions["wallet"]
+    account = create_account(wallet.db, wallet.clock, name="Busy", settlement="guance")
+    top_up(wallet, account.id, 100_00, "t0")
+    moved = []
+
+    @event.listens_for(wallet.db.engine, "after_cursor_execute")
+    def credit_meanwhile(_conn, _cursor, statement, _params, _context, _executemany):
+        # A top-up commits just after the check has summed the entries, before it reads the
+        # cached balances: as a notify or a bill does at any moment in production.
+        if not moved and "GROUP BY ledger_entries.account_id" in statement:
+            moved.append(True)
+            top_up(wallet, account.id, 250_00, "t1")
+
+    if how == "command":
+        assert_clean(app)
+    else:
+        assert JOBS["ledger-verify"].run(wallet) == "ledger clean"
+    assert moved
+    assert_clean(app)  # and the movement is there for the next check

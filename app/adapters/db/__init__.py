@@ -87,6 +87,22 @@ class Database:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """Yield a read-only session whose queries all see the database as of the first one.
+
+        For checks that hold one table's figures against another's while money moves: under
+        PostgreSQL's default READ COMMITTED each query sees what committed before it began, so a
+        credit committed between the sum of the entries and the read of the cached balances
+        would look like a difference. A SQLite transaction reads one snapshot already.
+        """
+        with self.sessions() as session, session.begin():
+            if not self.is_sqlite:
+                session.connection(
+                    execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+                )
+            yield session
+
     def dispose(self) -> None:
         if self.thread_connections is not None:
             self.thread_connections.close_all()

@@ -217,8 +217,12 @@ def jobs_run(name: str):
 @click.command("scheduler")
 def scheduler():
     """Run the job scheduler in the foreground (its own process; several may run)."""
+    from .adapters.db.migrate import schema_refusal
     from .jobs import run_scheduler
 
+    problem = schema_refusal(_wallet().db)
+    if problem is not None:
+        _fail(problem, 1)
     run_scheduler(_wallet())
 
 

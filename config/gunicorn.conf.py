@@ -38,13 +38,22 @@ control_socket_disable = True
 def on_starting(server):
     # Check the configuration once, in the master, before any worker starts: a worker that cannot
     # build the app only exits and is replaced, over and over, each time with a traceback.
+    # A schema that `db upgrade` has not reached yet is refused too: every request touching a
+    # new table or column would fail.
     from app import create_app
+    from app.adapters.db.migrate import schema_refusal
     from app.config import ConfigError
 
     try:
-        create_app().extensions["wallet"].db.dispose()
+        db = create_app().extensions["wallet"].db
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
+    try:
+        problem = schema_refusal(db)
+    finally:
+        db.dispose()
+    if problem is not None:
+        sys.exit(f"error: {problem}")
 
 
 def post_worker_init(worker):

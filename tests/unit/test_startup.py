@@ -151,7 +151,7 @@ def test_gunicorn_serves_without_a_control_socket_that_other_instances_on_the_ho
     home = tmp_path / "home"
     home.mkdir()
     env = env_for(tmp_path, HOME=str(home), GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1",
-                  DATABASE_URL=f"sqlite:///{tmp_path / 'wallet.sqlite3'}")
+                  DATABASE_URL=migrated_sqlite(tmp_path, "head"))
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     server = subprocess.Popen([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
                               env={"PATH": os.environ.get("PATH", ""), **env},
@@ -172,3 +172,50 @@ def test_gunicorn_serves_without_a_control_socket_that_other_instances_on_the_ho
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
+
+
+def migrated_sqlite(tmp_path, revision: str | None) -> str:
+    """The URL of a SQLite database in ``tmp_path`` migrated to ``revision`` (None: left empty)."""
+    from app.adapters.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'wallet.sqlite3'}"
+    if revision is not None:
+        upgrade(url, revision)
+    return url
+
+
+@pytest.mark.parametrize("revision, said", [("0007", "at revision 0007"), (None, "not created")])
+def test_gunicorn_refuses_a_database_that_db_upgrade_has_not_reached(tmp_path, revision, said):
+    from app.adapters.db.migrate import current_heads
+
+    env = env_for(tmp_path, DATABASE_URL=migrated_sqlite(tmp_path, revision),
+                  GUNICORN_BIND="127.0.0.1:0", WEB_CONCURRENCY="1")
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    result = run([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"], env)
+    assert_one_line_error(result, said, current_heads()[0], "flask --app wsgi db upgrade")
+    assert "Booting worker" not in result.stderr
+
+
+@pytest.mark.parametrize("revision, said", [("0007", "at revision 0007"), (None, "not created")])
+def test_the_scheduler_refuses_a_database_that_db_upgrade_has_not_reached(tmp_path, revision, said):
+    env = env_for(tmp_path, DATABASE_URL=migrated_sqlite(tmp_path, revision))
+    result = run([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"], env)
+    assert result.returncode == 1
+    assert_one_line_error(result, said, "flask --app wsgi db upgrade")
+    assert "scheduler started" not in result.stderr
+
+
+def test_the_schema_check_passes_a_database_at_the_newest_revision_or_a_newer_one(tmp_path, caplog):
+    from sqlalchemy import create_engine, text
+
+    from app.adapters.db.migrate import schema_behind
+
+    engine = create_engine(migrated_sqlite(tmp_path, "head"))
+    try:
+        assert schema_behind(engine) is None
+        with engine.begin() as connection:  # as a later release's migration leaves it
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        assert schema_behind(engine) is None
+        assert "does not know" in caplog.text
+    finally:
+        engine.dispose()

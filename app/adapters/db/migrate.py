@@ -1,12 +1,15 @@
 """Run Alembic migrations programmatically (``flask --app wsgi db upgrade``)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(url: str) -> Config:
@@ -61,3 +64,43 @@ def current_heads() -> tuple[str, ...]:
     from alembic.script import ScriptDirectory
 
     return tuple(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def schema_behind(engine) -> str | None:
+    """Why this release cannot run on the database of ``engine``: its schema is not migrated to
+    the newest revision (``db upgrade`` not run yet). None when it is at the newest revision, or
+    at one this release does not know (a newer release migrated it; logged as a warning).
+
+    Raises the driver's error (``sqlalchemy.exc.DBAPIError``) when the database cannot be read.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    heads = tuple(script.get_heads())
+    if current in heads:
+        return None
+    if current is not None and current not in {s.revision for s in script.walk_revisions()}:
+        log.warning("the database schema is at a revision this release does not know",
+                    extra={"revision": current, "heads": ",".join(heads)})
+        return None
+    at = f"at revision {current}" if current is not None else "not created"
+    return (
+        f"the database schema is {at}; this release needs revision {', '.join(heads)}:"
+        " run `flask --app wsgi db upgrade` first"
+    )
+
+
+def schema_refusal(db) -> str | None:
+    """``schema_behind`` for the service's ``Database``; a database that cannot be reached now is
+    logged as a warning and refuses nothing (``/readyz`` answers for it)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return schema_behind(db.engine)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+        log.warning("the database schema could not be checked", extra={"error": reason[0][:300]})
+        return None

@@ -5,6 +5,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PRODUCTION = "production"
 SANDBOX_GATEWAY = "sandbox"
@@ -120,6 +121,18 @@ def _optional_int(env: dict, name: str, *, maximum: int) -> int | None:
     return int(raw)
 
 
+def _https_url_naming_a_host(value: str) -> bool:
+    """Whether ``value`` is ``https://`` followed by a host name (and optionally a port and path)."""
+    parts = urlsplit(value.strip())
+    if not value.startswith("https://") or not parts.hostname or any(ch.isspace() for ch in value.strip()):
+        return False
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return True
+
+
 def _secret_key(env: dict, instance: Path, production: bool) -> str:
     if env.get("SECRET_KEY"):
         return env["SECRET_KEY"]
@@ -155,22 +168,23 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
                 "ALIPAY_PUBLIC_KEY",
                 "ALIPAY_GATEWAY_URL",
             )
-            if not env.get(name)
+            if not (env.get(name) or "").strip()
         ]
         if missing:
             raise ConfigError("production needs " + ", ".join(missing))
-        if len(env["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH:
+        if len(env["SECRET_KEY"].strip()) < MIN_SECRET_KEY_LENGTH:
             # It signs page sessions: a placeholder or a short key lets sessions be forged.
             raise ConfigError(
                 f"SECRET_KEY must be a random string of at least {MIN_SECRET_KEY_LENGTH} characters in production"
             )
         if env["ALIPAY_GATEWAY_URL"].strip().lower() == SANDBOX_GATEWAY:
             raise ConfigError("the local Alipay sandbox cannot be used in production")
-        if not env["ALIPAY_GATEWAY_URL"].startswith("https://"):
-            raise ConfigError("ALIPAY_GATEWAY_URL must be an https URL in production")
-        if not env["PUBLIC_BASE_URL"].startswith("https://"):
-            # Alipay posts notifies there and browsers carry session cookies: never plain http.
-            raise ConfigError("PUBLIC_BASE_URL must be an https URL in production")
+        if not _https_url_naming_a_host(env["ALIPAY_GATEWAY_URL"]):
+            raise ConfigError("ALIPAY_GATEWAY_URL must be an https URL naming a host in production")
+        if not _https_url_naming_a_host(env["PUBLIC_BASE_URL"]):
+            # Alipay posts notifies there and browsers carry session cookies: never plain http,
+            # and never a URL without a host, which no notify could reach.
+            raise ConfigError("PUBLIC_BASE_URL must be an https URL naming a host in production")
 
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'wallet.sqlite3'}"
     if database_url.startswith("postgresql://"):
@@ -181,7 +195,7 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
     gateway = (env.get("ALIPAY_GATEWAY_URL") or SANDBOX_GATEWAY).strip()
     if gateway.lower() == SANDBOX_GATEWAY:
         gateway = SANDBOX_GATEWAY
-    public_base_url = (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").strip().rstrip("/")
     if "?" in public_base_url or "#" in public_base_url:
         raise ConfigError("PUBLIC_BASE_URL must not carry a query string or fragment")
 

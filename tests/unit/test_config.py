@@ -140,3 +140,29 @@ def test_notify_and_retention_bounds_are_configurable_within_limits(name, larges
     for not_positive in ("0", "-1", "x"):
         with pytest.raises(ConfigError, match=f"{name} must be a positive whole number"):
             load_settings({name: not_positive}, instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(PROD.keys() - {"APP_ENV"}))
+def test_production_counts_a_value_of_only_spaces_as_missing(name, tmp_path):
+    with pytest.raises(ConfigError, match=f"production needs {name}"):
+        load_settings(dict(PROD, **{name: "   "}), instance_path=tmp_path)
+
+
+def test_production_refuses_a_secret_key_padded_to_length_with_spaces(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY must be a random string"):
+        load_settings(dict(PROD, SECRET_KEY="short-key" + " " * 40), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["PUBLIC_BASE_URL", "ALIPAY_GATEWAY_URL"])
+@pytest.mark.parametrize(
+    "url", ["https://", "https:///gateway.do", "https://pay example.com", "https://pay.example.com:port", " https://"]
+)
+def test_production_refuses_an_https_url_that_names_no_usable_host(name, url, tmp_path):
+    with pytest.raises(ConfigError, match=f"{name} must be an https URL naming a host"):
+        load_settings(dict(PROD, **{name: url}), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("url", ["https://pay.example.com", "https://pay.example.com:8443/wallet/"])
+def test_production_accepts_an_https_public_base_url_with_a_port_or_a_path(url, tmp_path):
+    settings = load_settings(dict(PROD, PUBLIC_BASE_URL=url), instance_path=tmp_path)
+    assert settings.notify_url == url.rstrip("/") + "/alipay/notify"

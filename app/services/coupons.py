@@ -142,6 +142,21 @@ def _issued_already(db: Database, key: bytes, codes: list[str]) -> bool:
     return found == len(codes)
 
 
+def replay_codes(db: Database, *, secret_key: str, seed: str, count: int) -> list[str]:
+    """The codes an idempotent issuing request with ``seed`` issued, derived again.
+
+    Derived under another SECRET_KEY than the one they were issued under (the key was changed
+    since), they would be codes that were never issued: refused instead of shown.
+    """
+    codes = derive_codes(secret_key, seed, count)
+    if not _issued_already(db, secret_key.encode("utf-8"), codes):
+        raise Conflict(
+            "the codes this request issued cannot be shown again: SECRET_KEY changed since they were issued",
+            code="activation_codes_not_shown",
+        )
+    return codes
+
+
 def derive_codes(secret_key: str, seed: str, count: int) -> list[str]:
     """Return the codes an idempotent issuing request with ``seed`` creates (and recreates)."""
     key = secret_key.encode("utf-8")

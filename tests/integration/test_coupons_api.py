@@ -110,6 +110,18 @@ def test_codes_issued_with_an_idempotency_key_replay_without_being_stored(client
     assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
 
 
+def test_codes_replayed_after_the_secret_key_changed_are_refused_not_made_up(client, admin_token, make_app,
+                                                                           db_url, new_account, token_for):
+    key = {"Idempotency-Key": "codes-batch-rotated"}
+    first = issue(client, admin_token, count=2, headers=key)
+    rotated = make_app(db_url, SECRET_KEY="another-secret-key-" + "y" * 32).test_client()
+    again = rotated.post("/api/v1/coupons", json={"kind": "regular", "amount": "20.00", "expires_at": NEXT_YEAR,
+                                                  "count": 2}, headers=dict(bearer(admin_token), **key))
+    assert again.status_code == 409, again.get_data(as_text=True)
+    assert again.get_json()["code"] == "activation_codes_not_shown" and "codes" not in again.get_json()
+    assert issue(client, admin_token, count=2, headers=key) == first  # under the key they were issued with
+
+
 def test_activation_binds_the_code_to_the_redeeming_account(client, admin_token, new_account, token_for, wallet):
     mine, other = new_account("Mine"), new_account("Other")
     [code] = issue(client, admin_token, amount="20.00")

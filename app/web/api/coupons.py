@@ -85,7 +85,11 @@ def _issue_codes(body: dict):
     if stored is not None:
         if stored.status != 201:
             return Response(stored.body, status=stored.status, content_type=stored.content_type)
-        response = jsonify(codes=coupons.derive_codes(settings.secret_key, seed, count))
+        try:
+            codes = coupons.replay_codes(wallet().db, secret_key=settings.secret_key, seed=seed, count=count)
+        except DomainError as exc:
+            return domain_problem(exc)
+        response = jsonify(codes=codes)
         response.status_code = 201
         response.headers["Idempotent-Replayed"] = "true"
         return response

@@ -28,8 +28,12 @@ UNIT_TOTALS: dict[str, object] = dict(SPENDABLE_TOTALS)
 
 
 def wallet_figures(db: Database, account_id: str, now: datetime) -> WalletFigures:
-    """Return the spendable totals of one account now."""
-    with db.sessions() as session:
+    """Return the spendable totals of one account now.
+
+    The figures are read from one snapshot: a card bought while they are read moves cash into a
+    card, and figures read across that commit would count the money twice (or not at all).
+    """
+    with db.snapshot() as session:
         account = existing_account(session, account_id)
         totals = {name: fn(session, account_id, now) for name, fn in UNIT_TOTALS.items()}
         return WalletFigures(

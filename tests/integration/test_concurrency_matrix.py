@@ -401,9 +401,6 @@ def at_the_same_moment(env: Env, shape: str, first: str, second: str) -> tuple:
     case = prepare(env, {first, second}, shape)
     names = (first, second)
     answers = at_once(2, lambda i: OPERATIONS[names[i]](env, case))
-    # The notify's credit keeps a connection per thread that ran it, open until closed: these
-    # threads are gone.
-    env.wallet.db.thread_connections.close_all()
     for name, answer in zip(names, answers):
         assert not isinstance(answer, BaseException), (names, name, repr(answer))
         _check_answer(name, answer)

@@ -8,8 +8,8 @@ each thread's own autocommit connection. A request that meets a dead connection 
 """
 from __future__ import annotations
 
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -125,13 +125,12 @@ def notify_for(client, wallet, sandbox, payer, amount="100.00"):
     return order["out_trade_no"], notify
 
 
-def in_another_thread(call):
-    """Run ``call()`` on a thread of its own (a worker's other thread); return what it returned."""
-    results = []
-    thread = threading.Thread(target=lambda: results.append(call()))
-    thread.start()
-    thread.join()
-    return results[0]
+@pytest.fixture
+def in_another_thread():
+    """Run calls on one other thread that lives through the test (a worker's other thread);
+    each returns what its call returned."""
+    with ThreadPoolExecutor(max_workers=1) as other:
+        yield lambda call: other.submit(call).result(timeout=30)
 
 
 def test_a_notify_on_a_terminated_credit_connection_is_not_acknowledged_and_its_resend_credits_once(
@@ -152,7 +151,7 @@ def test_a_notify_on_a_terminated_credit_connection_is_not_acknowledged_and_its_
 
 
 def test_once_one_request_meets_a_terminated_backend_the_others_get_live_connections(
-        client, wallet, sandbox, alipay_http, payer, pg_url):
+        client, wallet, sandbox, alipay_http, payer, pg_url, in_another_thread):
     orders = [notify_for(client, wallet, sandbox, payer, "10.00") for _ in range(4)]
     # Two threads with their own credit connection, and idle connections in the pool.
     assert orders[0][1]().get_data() == b"success"

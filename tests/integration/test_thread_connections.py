@@ -1,5 +1,6 @@
 """Per-thread autocommit connections (PostgreSQL): one per thread, kept, replaced when broken."""
 import threading
+import time
 
 import psycopg
 import pytest
@@ -36,13 +37,22 @@ def test_a_thread_keeps_its_connection_and_other_threads_get_their_own(db):
     assert len(mine) == 1
 
     theirs = []
-    threads = [threading.Thread(target=lambda: theirs.append(backend_pid(connections))) for _ in range(3)]
+    all_open, done = threading.Barrier(4, timeout=10), threading.Event()
+
+    def other_thread():
+        theirs.append(backend_pid(connections))
+        all_open.wait()
+        done.wait(10)
+
+    threads = [threading.Thread(target=other_thread) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    all_open.wait()
     assert len(set(theirs)) == 3 and not mine & set(theirs)
     assert connections.open_count == 4
+    done.set()
+    for thread in threads:
+        thread.join()
 
 
 def test_connections_are_outside_the_pool_and_commit_each_statement(db):
@@ -107,14 +117,47 @@ def test_close_all_closes_every_thread_connection_and_they_reopen_on_demand(db):
     connections = db.thread_connections
     with connections.connection() as connection:
         pass
-    thread = threading.Thread(target=lambda: backend_pid(connections))
+    opened, closed = threading.Event(), threading.Event()
+
+    def other_thread():
+        backend_pid(connections)
+        opened.set()
+        closed.wait(10)
+
+    thread = threading.Thread(target=other_thread)
     thread.start()
-    thread.join()
+    assert opened.wait(10)
     assert connections.open_count == 2
     connections.close_all()
+    closed.set()
+    thread.join()
     assert connections.open_count == 0 and connection.closed
     backend_pid(connections)
     assert connections.open_count == 1
+
+
+def test_a_thread_that_ends_closes_the_connection_it_leaves(db, pg_url):
+    # Servers that start a thread per request would otherwise keep a connection per request.
+    connections = db.thread_connections
+    pids = []
+    for _ in range(3):
+        thread = threading.Thread(target=lambda: pids.append(backend_pid(connections)))
+        thread.start()
+        thread.join()
+    assert len(set(pids)) == 3 and connections.open_count == 0
+    admin = create_engine(pg_url)
+    try:
+        for _ in range(100):  # a backend exits a moment after its client says goodbye
+            with admin.connect() as connection:
+                alive = connection.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
+                ).scalar()
+            if alive == 0:
+                break
+            time.sleep(0.05)
+    finally:
+        admin.dispose()
+    assert alive == 0
 
 
 def test_sqlite_has_no_thread_connections(sqlite_url):

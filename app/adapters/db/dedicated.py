@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -110,7 +111,20 @@ class ThreadConnections:
             raise
         with self._lock:
             self._open.add(connection)
+        # A thread's locals go when it ends; this token goes with them and closes the connection
+        # it leaves behind. Servers that start a thread per request (the development server,
+        # other WSGI servers) would otherwise leave one open connection per request served.
+        self._local.closer = closer = _ThreadEnd()
+        weakref.finalize(closer, self._forget, connection)
         return connection
+
+    def _forget(self, connection) -> None:
+        with self._lock:
+            self._open.discard(connection)
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - broken or not, nothing is to use it again
+            pass
 
     def _drop(self, connection) -> None:
         if connection.closed or connection.broken:
@@ -119,9 +133,8 @@ class ThreadConnections:
             self._local.connection = None
         if getattr(self._local, "cursor_connection", None) is connection:
             self._local.cursor = self._local.cursor_connection = None
-        with self._lock:
-            self._open.discard(connection)
-        try:
-            connection.close()
-        except Exception:  # noqa: BLE001 - it is being thrown away because it failed
-            pass
+        self._forget(connection)
+
+
+class _ThreadEnd:
+    """Lives in one thread's locals beside its connection, and only there."""

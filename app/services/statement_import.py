@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..adapters.db import Database
 from ..adapters.db.bulk import allocate_ids, copy_rows, existing_values, insert_ignoring_conflicts, update_rows
+from ..adapters.db.errors import LostRaces
 from ..adapters.db.models import Statement, StatementLine
 from ..adapters.statements import parse_statement
 from ..domain.errors import BalanceLimit, StatementRejected
@@ -108,8 +109,10 @@ def _import(
                 # An overlapping statement imported at the same moment stored some of these
                 # lines first (the unique identity refused ours), or the two deadlocked: the
                 # whole file rolled back; again, its lines are found stored and skipped.
-                if attempt == _ATTEMPTS or not _is_race(exc):
+                if not _is_race(exc):
                     raise
+                if attempt == _ATTEMPTS:
+                    raise LostRaces(f"the import lost to overlapping imports {attempt} times") from exc
                 log.info(
                     "statement import raced another import; retrying", extra={"attempt": attempt}
                 )

@@ -447,3 +447,28 @@ def test_camt_batch_without_detail_amounts_is_refused_whole(client, finance, pay
     assert response.get_json()["detail"].startswith("line 5: batch entry of 2 transfers")
     assert stored_counts(wallet) == (0, 0)
     assert balances(wallet, payer["id"]) == (0, 0, 0)
+
+
+def test_an_upload_that_loses_every_race_is_503_to_send_again_and_stores_nothing(
+        client, finance, payer, wallet, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    from app.services import statement_import
+
+    class UniqueViolation(Exception):
+        sqlstate = "23505"  # an overlapping import stored these lines first
+
+    tries = []
+
+    def lose(*_args, **_kwargs):
+        tries.append(1)
+        raise IntegrityError("INSERT INTO statement_lines ...", {}, UniqueViolation())
+
+    monkeypatch.setattr(statement_import, "_store_lines", lose)
+    response = upload(client, finance, csv_file(row(payer["remittance_code"], "100.00")))
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.headers["Retry-After"] == "1"
+    assert response.get_json()["code"] == "database_unavailable"
+    assert len(tries) == 3
+    assert stored_counts(wallet) == (0, 0)
+    assert balances(wallet, payer["id"]) == (0, 0, 0)

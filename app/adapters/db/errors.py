@@ -15,9 +15,13 @@ _PASSING_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57
 _LIBPQ_REFUSED_STATEMENT = "number of parameters must be between"
 
 
+class LostRaces(Exception):
+    """A transaction lost to concurrent ones each time it was tried: a later try may not."""
+
+
 def is_passing_failure(error: BaseException) -> bool:
     """Whether ``error`` is a database failure that retrying the whole request may get past."""
-    if isinstance(error, (PoolTimeout, DisconnectionError)):
+    if isinstance(error, (PoolTimeout, DisconnectionError, LostRaces)):
         return True
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:

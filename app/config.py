@@ -8,6 +8,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PRODUCTION = "production"
+# Every other environment is for local runs, tests and benchmarks, and allows the development
+# conveniences (generated keys, the Alipay sandbox). A name outside this list is refused rather
+# than taken for one of them: "prod" or "staging" must not quietly start the sandbox.
+APP_ENVS = (PRODUCTION, "development", "test", "benchmark")
 SANDBOX_GATEWAY = "sandbox"
 MIN_SECRET_KEY_LENGTH = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -153,6 +157,8 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
     """Build the settings from ``env`` (default ``os.environ``); refuse unsafe production ones."""
     env = dict(os.environ if env is None else env)
     app_env = env.get("APP_ENV", "development").strip().lower()
+    if app_env not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, not {app_env!r}")
     production = app_env == PRODUCTION
     instance = Path(instance_path or env.get("INSTANCE_PATH") or Path.cwd() / "instance").resolve()
 

@@ -26,6 +26,24 @@ def test_production_refuses_the_local_sandbox(tmp_path):
         load_settings(dict(PROD, ALIPAY_GATEWAY_URL="sandbox"), instance_path=tmp_path)
 
 
+@pytest.mark.parametrize("name", ["prod", "staging", "live", "production2", ""])
+def test_an_unknown_environment_is_refused_not_taken_for_development(name, tmp_path):
+    # With production's settings but a near-miss name, the service used to start in development
+    # mode: the sandbox and generated keys allowed.
+    with pytest.raises(ConfigError, match="APP_ENV must be one of production, development, test, benchmark"):
+        load_settings(dict(PROD, APP_ENV=name), instance_path=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["development", "test", "benchmark", " Development "])
+def test_the_local_environments_load(name, tmp_path):
+    settings = load_settings({"APP_ENV": name}, instance_path=tmp_path)
+    assert not settings.is_production
+
+
+def test_production_is_read_whatever_its_case(tmp_path):
+    assert load_settings(dict(PROD, APP_ENV=" Production"), instance_path=tmp_path).is_production
+
+
 def test_config_errors_never_echo_secret_values(tmp_path):
     env = dict(PROD, ALIPAY_GATEWAY_URL="http://gateway.example")
     with pytest.raises(ConfigError) as info:

@@ -671,3 +671,57 @@ def test_the_wallet_page_says_nothing_of_more_units_when_it_shows_them_all(accou
                     valid_from=now, expires_at=now + timedelta(days=30), actor="test")
     html = account_client.get("/billing/").get_data(as_text=True)
     assert 'data-testid="coupons"' in html and 'data-testid="coupons-shown"' not in html
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+def test_browsers_get_error_pages_of_ours_and_programs_problem_json(client, account_client):
+    for path in ("/checkout/no-such-order", "/checkout/no-such-order/result", "/no/such/page", "/billing/no-such-page"):
+        for who in (client, account_client):
+            page = who.get(path, headers={"Accept": BROWSER_ACCEPT})
+            if page.status_code == 302:  # a page behind the sign-in, asked for without a session
+                continue
+            assert page.status_code == 404, path
+            assert page.mimetype == "text/html", path
+            assert by_testid(page, "error-message"), path
+            assert "<title>Not Found · Billing center</title>" in page.get_data(as_text=True), path
+            assert "script-src 'self'" in page.headers["Content-Security-Policy"], path
+            assert page.headers["X-Frame-Options"] == "DENY", path
+    # Programs keep their problem+json, whatever they accept.
+    for path, accept in (("/checkout/no-such-order", None), ("/no/such/page", "*/*"),
+                         ("/api/v1/topups/nope", BROWSER_ACCEPT), ("/checkout/nope/status", "application/json")):
+        answer = client.get(path, headers={"Accept": accept} if accept else {})
+        assert answer.status_code in (401, 404) and answer.mimetype == "application/problem+json", path
+
+
+def test_a_failing_page_is_our_500_or_503_page_not_json(client, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from app.web import checkout
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(checkout.topups, "get_topup", broken)
+    page = client.get("/checkout/T1", headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    assert "a bug" not in page.get_data(as_text=True) and by_testid(page, "error-message")
+    assert client.get("/checkout/T1").mimetype == "application/problem+json"
+
+    def locked(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(checkout.topups, "get_topup", locked)
+    page = client.get("/checkout/T1/result", headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"] == "1" and "try again" in by_testid(page, "error-message")
+    assert "database is locked" not in page.get_data(as_text=True)
+
+
+def test_an_oversized_sign_in_form_is_our_413_page(client):
+    page = client.post("/login", data={"token": "x" * 70_000}, headers={"Accept": BROWSER_ACCEPT})
+    assert page.status_code == 413 and page.mimetype == "text/html"
+    assert by_testid(page, "error-message")

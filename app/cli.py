@@ -196,6 +196,7 @@ def jobs_list():
 
 @jobs_cli.command("run")
 @click.argument("name")
+@_database_failures_reported
 def jobs_run(name: str):
     """Run one job once, now."""
     from .jobs import JOBS, run_job
@@ -204,8 +205,11 @@ def jobs_run(name: str):
         _fail(f"no job named {name!r}; known: {', '.join(JOBS)}", 2)
     try:
         summary = run_job(_wallet(), name)
+    except DBAPIError:
+        raise  # one line and DATABASE_FAILED, as for every command
     except Exception as exc:  # noqa: BLE001 - reported as the command's failure
-        _fail(f"{name} failed: {exc}", 1)
+        reason = str(exc).strip().splitlines() or [type(exc).__name__]
+        _fail(f"{name} failed: {reason[0]}", 1)
     if summary is None:
         _fail(f"{name} is running elsewhere; not run", 3)
     click.echo(summary)

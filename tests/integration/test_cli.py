@@ -217,6 +217,8 @@ UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/wallet"
     ("token", "revoke", "1"),
     ("account", "create", "--name", "Acme"),
     ("db", "upgrade"),
+    ("jobs", "run", "ledger-verify"),
+    ("jobs", "run", "alipay-poll"),
 ])
 def test_a_database_that_cannot_be_reached_is_one_error_line_and_exit_4_not_a_traceback(make_app, args):
     result = cli(make_app(UNREACHABLE), *args)

@@ -102,7 +102,8 @@ def settings_env(tmp_path) -> dict:
         "SECRET_KEY": "test-secret-key-" + "x" * 32,
         "PUBLIC_BASE_URL": "http://wallet.test",
         "STATEMENT_INBOX": str(tmp_path / "inbox"),
-        "LOG_LEVEL": "WARNING",
+        # Everything the app logs reaches the secrets guard (log_secrets, below).
+        "LOG_LEVEL": "DEBUG",
     }
 
 
@@ -237,3 +238,229 @@ def alipay_http(app):
 @pytest.fixture
 def sandbox(wallet):
     return wallet.extras["alipay_sandbox"]
+
+
+# --- Secrets never reach logs ---------------------------------------------------------------
+#
+# Every test runs with every logger at DEBUG (the app's own through LOG_LEVEL above) and a handler
+# on the root logger that formats each record as the service prints it (``ContextFormatter``:
+# message, ``extra=`` fields, traceback). When the test ends, the output must not hold any secret
+# value the test made: API tokens, page session ids, CSRF tokens, session cookies, SECRET_KEY,
+# database passwords, activation codes, private keys (any PEM private key at all); nor, at INFO
+# or above, a notify's signature, which only a whole raw notify body or its fields would carry.
+#
+# The values are recorded where the code makes them, not by each fixture, so a test that calls
+# ``create_token`` or issues codes by itself is covered as well. SQLAlchemy's own loggers stay
+# at WARNING: at INFO they are the statement echo, which the service never turns on and whose
+# bound parameters its engines hide (tests/integration/test_log_secrets.py).
+#
+# A test that has to log a secret-like value on purpose says so for that one value:
+# ``log_secrets.allow(value, "why")``. Nothing turns the guard off: a fixture of the same name
+# elsewhere, or a test that detaches the handler, fails the test.
+import logging as _logging
+import re as _re
+import sys as _sys
+
+from app.logs import ContextFormatter as _ContextFormatter
+
+_GUARD_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_MIN_SECRET_LENGTH = 12
+_PEM_PRIVATE_KEY = _re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+# Loggers whose DEBUG and INFO records are not what the service ever emits (see above).
+_QUIET_LOGGERS = ("sqlalchemy",)
+
+
+class LogSecrets:
+    """The secret values one test made, and the log lines it produced."""
+
+    def __init__(self, always: dict[str, str]):
+        self.values: dict[str, str] = dict(always)  # value -> what it is
+        self.notify_signatures: dict[str, str] = {}
+        self.allowed: dict[str, str] = {}
+        self.lines: list[tuple[int, str, str]] = []  # (level, logger, formatted record)
+
+    def add(self, value, what: str) -> None:
+        """Remember ``value`` as a secret of this test (values shorter than 12 characters are
+        too common to look for)."""
+        if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH:
+            self.values.setdefault(value, what)
+
+    def allow(self, value: str, reason: str) -> None:
+        """Let this test log ``value``, for ``reason``."""
+        assert reason.strip(), "say why the value may be logged"
+        self.allowed[value] = reason
+
+    def leaks(self) -> list[str]:
+        found = []
+        for level, name, line in self.lines:
+            if _PEM_PRIVATE_KEY.search(line):
+                found.append(f"a PEM private key in a {_logging.getLevelName(level)} record of {name}")
+            for value, what in self.values.items():
+                if value in line and value not in self.allowed:
+                    found.append(f"{what} in a {_logging.getLevelName(level)} record of {name}: {_masked(line, value)}")
+            if level >= _logging.INFO:
+                for value, what in self.notify_signatures.items():
+                    if value in line and value not in self.allowed:
+                        found.append(f"{what} in a {_logging.getLevelName(level)} record of {name}: {_masked(line, value)}")
+        return found
+
+
+def _masked(line: str, value: str) -> str:
+    return line.replace(value, "<" + "*" * 8 + ">")[:600]
+
+
+class _CaptureHandler(_logging.Handler):
+    def __init__(self, secrets_of_test: LogSecrets):
+        super().__init__(_logging.DEBUG)
+        self.secrets_of_test = secrets_of_test
+        self.setFormatter(_ContextFormatter(_GUARD_FORMAT))
+
+    def emit(self, record: _logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception as exc:  # noqa: BLE001 - a record that cannot be formatted is its own failure
+            line = f"unformattable record {record.msg!r}: {exc!r}"
+        self.secrets_of_test.lines.append((record.levelno, record.name, line))
+
+
+_current_log_secrets: LogSecrets | None = None
+_session_secrets: dict[str, str] = {}
+
+
+def _remember(value, what: str) -> None:
+    current = _current_log_secrets
+    if current is not None:
+        current.add(value, what)
+
+
+def _record_secrets_where_they_are_made() -> None:
+    """Wrap the few functions that make secrets so that each value made is remembered."""
+    import secrets
+
+    import app.adapters.alipay.sandbox.notify_builder as notify_builder
+    import app.config as config
+    import app.domain.activation_codes as activation_codes
+    from app.adapters.db import Database
+    from werkzeug.sansio.response import Response
+
+    if getattr(secrets.token_urlsafe, "remembers_secrets", False):
+        return  # this file imported again as a module (``from tests.conftest import ...``)
+    token_urlsafe = secrets.token_urlsafe
+    makers = {
+        "app.services.tokens": "an API token",
+        "app.services.sessions": "a page session id",
+        "app.web.page_session": "a CSRF token",
+        "app.config": "a generated SECRET_KEY",
+    }
+
+    def remembered_token_urlsafe(nbytes=None):
+        value = token_urlsafe(nbytes)
+        what = makers.get(_sys._getframe(1).f_globals.get("__name__"))
+        if what is not None:
+            _remember(value, what)
+        return value
+
+    group = activation_codes._group
+
+    def remembered_code(code):
+        _remember(code, "an activation code")
+        grouped = group(code)
+        _remember(grouped, "an activation code")
+        return grouped
+
+    secret_key = config._secret_key
+
+    def remembered_secret_key(*args, **kwargs):
+        value = secret_key(*args, **kwargs)
+        _remember(value, "SECRET_KEY")
+        return value
+
+    database_init = Database.__init__
+
+    def remembered_database_password(self, url, *args, **kwargs):
+        from sqlalchemy.engine import make_url
+
+        try:
+            _remember(make_url(url).password, "the database password")
+        except Exception:  # noqa: BLE001 - Database itself says what is wrong with the URL
+            pass
+        database_init(self, url, *args, **kwargs)
+
+    set_cookie = Response.set_cookie
+
+    def remembered_cookie(self, key, value="", *args, **kwargs):
+        if key == "session":
+            _remember(value, "the session cookie")
+        return set_cookie(self, key, value, *args, **kwargs)
+
+    sign = notify_builder.sign
+
+    def remembered_notify_signature(*args, **kwargs):
+        value = sign(*args, **kwargs)
+        current = _current_log_secrets
+        if current is not None and isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH:
+            current.notify_signatures.setdefault(value, "a notify's sign (a raw notify body)")
+        return value
+
+    remembered_token_urlsafe.remembers_secrets = True
+    secrets.token_urlsafe = remembered_token_urlsafe
+    activation_codes._group = remembered_code
+    config._secret_key = remembered_secret_key
+    Database.__init__ = remembered_database_password
+    Response.set_cookie = remembered_cookie
+    notify_builder.sign = remembered_notify_signature
+
+
+_record_secrets_where_they_are_made()
+
+
+@pytest.fixture(autouse=True)
+def log_secrets(request):
+    """Fail the test when a secret value it made appears in any log record it emitted."""
+    global _current_log_secrets
+    found = LogSecrets(_session_secrets)
+    root = _logging.getLogger()
+    handler = _CaptureHandler(found)
+    quiet = {name: _logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    level = root.level
+    for name in quiet:
+        _logging.getLogger(name).setLevel(_logging.WARNING)
+    root.setLevel(_logging.DEBUG)
+    root.addHandler(handler)
+    _current_log_secrets = found
+    try:
+        yield found
+    finally:
+        _current_log_secrets = None
+        attached = handler in root.handlers
+        root.removeHandler(handler)
+        root.setLevel(level)
+        for name, old in quiet.items():
+            _logging.getLogger(name).setLevel(old)
+    assert attached, "the test removed the log capture of the secrets guard"
+    leaks = found.leaks()
+    if leaks:
+        pytest.fail("secret values reached the logs:\n" + "\n".join(dict.fromkeys(leaks)), pytrace=False)
+
+
+_LOG_SECRETS_FIXTURE = log_secrets
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_keys_are_secrets(dev_keys):
+    """The test keys' private PEM text, line by line: a key logged in part is a leak too."""
+    for name in ("app_private", "alipay_private"):
+        for line in dev_keys[name].splitlines():
+            if len(line) >= 40 and not line.startswith("-----"):
+                _session_secrets[line] = f"the {name} key"
+
+
+def pytest_collection_modifyitems(items):
+    """Refuse to run with the secrets guard replaced: a fixture of the same name would do it."""
+    for item in items:
+        fixtureinfo = getattr(item, "_fixtureinfo", None)
+        if fixtureinfo is None:
+            continue
+        definitions = fixtureinfo.name2fixturedefs.get("log_secrets")
+        if not definitions or definitions[-1].func is not _LOG_SECRETS_FIXTURE.__wrapped__:
+            raise pytest.UsageError(f"{item.nodeid}: the log_secrets fixture of tests/conftest.py is replaced")

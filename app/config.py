@@ -13,6 +13,8 @@ PRODUCTION = "production"
 # than taken for one of them: "prod" or "staging" must not quietly start the sandbox.
 APP_ENVS = (PRODUCTION, "development", "test", "benchmark")
 SANDBOX_GATEWAY = "sandbox"
+# The app id the sandbox and development runs use: a placeholder no Alipay account has.
+SANDBOX_APP_ID = "2021000000000000"
 MIN_SECRET_KEY_LENGTH = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Alipay keeps a QR order payable for at most 15 days.
@@ -183,6 +185,9 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
             raise ConfigError(
                 f"SECRET_KEY must be a random string of at least {MIN_SECRET_KEY_LENGTH} characters in production"
             )
+        if env["ALIPAY_APP_ID"].strip() == SANDBOX_APP_ID:
+            # The example file's placeholder, left as it was: every precreate would be refused.
+            raise ConfigError("ALIPAY_APP_ID is the sandbox's placeholder; production needs our Alipay app id")
         if env["ALIPAY_GATEWAY_URL"].strip().lower() == SANDBOX_GATEWAY:
             raise ConfigError("the local Alipay sandbox cannot be used in production")
         if not _https_url_naming_a_host(env["ALIPAY_GATEWAY_URL"]):
@@ -222,7 +227,7 @@ def load_settings(env: dict | None = None, *, instance_path: str | Path | None =
         database_url=database_url,
         secret_key=_secret_key(env, instance, production),
         public_base_url=public_base_url,
-        alipay_app_id=env.get("ALIPAY_APP_ID") or "2021000000000000",
+        alipay_app_id=env.get("ALIPAY_APP_ID") or SANDBOX_APP_ID,
         alipay_app_private_key=env.get("ALIPAY_APP_PRIVATE_KEY") or None,
         alipay_public_key=env.get("ALIPAY_PUBLIC_KEY") or None,
         alipay_gateway_url=gateway,

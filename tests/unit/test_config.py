@@ -21,6 +21,11 @@ def test_production_refuses_to_start_without_its_keys(missing, tmp_path):
         load_settings(env, instance_path=tmp_path)
 
 
+def test_production_refuses_the_sandbox_app_id_left_from_the_example(tmp_path):
+    with pytest.raises(ConfigError, match="ALIPAY_APP_ID is the sandbox's placeholder"):
+        load_settings(dict(PROD, ALIPAY_APP_ID=" 2021000000000000 "), instance_path=tmp_path)
+
+
 def test_production_refuses_the_local_sandbox(tmp_path):
     with pytest.raises(ConfigError, match="sandbox"):
         load_settings(dict(PROD, ALIPAY_GATEWAY_URL="sandbox"), instance_path=tmp_path)

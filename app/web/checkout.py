@@ -37,24 +37,44 @@ def _status_label(view, now) -> str:
 
 
 def qr_svg(data: str) -> str:
-    """Render ``data`` as an inline SVG QR code."""
+    """Render ``data`` as an inline SVG QR code that the stylesheet sizes.
+
+    Black on white whatever the page's colours, with the four-module quiet zone the QR standard
+    asks for, and no fixed size (a viewBox only), so that it scales without being cropped. The
+    page names it (its text alternative) on the element around it.
+    """
     buffer = io.BytesIO()
-    segno.make(data, error="m").save(buffer, kind="svg", scale=5, border=2, xmldecl=False, svgns=True)
+    segno.make(data, error="m").save(
+        buffer, kind="svg", scale=1, border=4, dark="#000", light="#fff", xmldecl=False, svgns=True,
+        omitsize=True, svgclass=None, lineclass=None,
+    )
     return buffer.getvalue().decode("utf-8")
+
+
+def time_left(seconds: int) -> str:
+    """Say how long a code can still be paid: ``"14:59"``, or ``"2:14:59"`` from an hour on."""
+    hours, rest = divmod(max(0, seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 @pages.get("/checkout/<out_trade_no>")
 def checkout(out_trade_no: str):
     view = _order(out_trade_no)
     now = current_app.extensions["wallet"].clock.now()
+    amount = format_fen(view.amount_fen)
+    seconds_left = max(0, int((view.expires_at - now).total_seconds()))
+    qr_title = f"Alipay QR code to pay {amount} CNY for order {view.out_trade_no}"
     return render_template(
         "checkout.html",
         order=view,
-        amount=format_fen(view.amount_fen),
+        amount=amount,
         status=_status_label(view, now),
         qr=qr_svg(view.qr_code) if view.qr_code else None,
+        qr_title=qr_title,
         qr_link=_web_link(view.qr_code),
-        seconds_left=max(0, int((view.expires_at - now).total_seconds())),
+        seconds_left=seconds_left,
+        time_left=time_left(seconds_left),
     )
 
 

@@ -565,12 +565,14 @@ def test_going_back_to_the_checkout_after_paying_shows_it_paid_and_credits_once(
     paid = urlsplit(scan_and_pay(account_client, qr_code).headers["Location"])
     result = account_client.get(account_client.get(f"{paid.path}?{paid.query}").headers["Location"])
     assert by_testid(result, "topup-status") == "paid"
-    assert "¥ 88.80 was added to your wallet." in result.get_data(as_text=True)
+    assert "88.80</span> CNY was added to your wallet." in result.get_data(as_text=True)
+    assert "Beijing time" in by_testid(result, "paid-at")
     for _ in range(2):  # the back button, then a reload, on the checkout and the result page
         again = account_client.get(checkout)
         assert by_testid(again, "topup-status") == "paid" and by_testid(again, "topup-amount") == "88.80"
         assert 'data-testid="qr-code"' not in again.get_data(as_text=True)
-        assert 'id="seconds-left"' not in again.get_data(as_text=True)
+        assert 'id="time-left"' not in again.get_data(as_text=True)
+        assert 'data-testid="note-paid">' in again.get_data(as_text=True)  # shown, not hidden
         assert by_testid(account_client.get(f"{checkout}/result"), "topup-status") == "paid"
         assert account_client.get(f"{checkout}/status").get_json() == {"status": "paid", "paid": True}
     assert by_testid(account_client.get("/billing/"), "cash-balance") == "88.80"
@@ -584,7 +586,11 @@ def test_an_expired_checkout_hides_its_qr_code_and_credits_nothing(account_clien
     assert 'data-testid="qr-code"' not in page.get_data(as_text=True)
     result = account_client.get(f"{checkout}/result")
     assert by_testid(result, "topup-status") in ("expired", "closed")
-    assert "Waiting for confirmation" in result.get_data(as_text=True)
+    html = result.get_data(as_text=True)
+    assert "Waiting for confirmation" not in html and "can no longer be paid" in html
+    assert 'href="/billing/recharge"' in html
+    html = page.get_data(as_text=True)
+    assert 'data-testid="note-expired">' in html and 'href="/billing/recharge"' in html
     assert by_testid(account_client.get("/billing/"), "cash-balance") == "0.00"
 
 
@@ -725,3 +731,46 @@ def test_an_oversized_sign_in_form_is_our_413_page(client):
     page = client.post("/login", data={"token": "x" * 70_000}, headers={"Accept": BROWSER_ACCEPT})
     assert page.status_code == 413 and page.mimetype == "text/html"
     assert by_testid(page, "error-message")
+
+
+def test_the_checkout_shows_amount_order_expiry_in_beijing_time_and_a_scalable_qr_code(
+    account_client, wallet, alipay_http
+):
+    from datetime import datetime, timezone
+
+    checkout = recharge_by_alipay(account_client, "66.60")
+    before = wallet.clock.now().astimezone(timezone(timedelta(hours=8)))
+    page = account_client.get(checkout)
+    html = page.get_data(as_text=True)
+    assert by_testid(page, "topup-amount") == "66.60" and "66.60</span> CNY" in html
+    assert by_testid(page, "order-number") == checkout.rsplit("/", 1)[1]
+    expiry = re.search(r"paid until <time[^>]*>([^<]+)</time> Beijing time", html).group(1)
+    shown = datetime.strptime(expiry, "%Y-%m-%d %H:%M").replace(tzinfo=before.tzinfo)
+    assert timedelta(minutes=13) <= shown - before <= timedelta(minutes=16)
+    assert re.fullmatch(r"1[45]:\d\d", by_testid(page, "time-left"))
+    qr = re.search(r'<div class="qr" role="img" aria-label="([^"]+)"[^>]*><svg([^>]*)>', html)
+    assert qr and "66.60 CNY" in qr.group(1)
+    assert "viewBox" in qr.group(2) and "width" not in qr.group(2)  # sized by the stylesheet
+    assert 'fill="#fff"' in html  # its own white quiet zone
+    assert 'data-testid="check-status"' in html  # the way to the result without the script
+
+
+@pytest.mark.parametrize("seconds, shown", [(0, "0:00"), (59, "0:59"), (899, "14:59"), (3600, "1:00:00"), (90061, "25:01:01")])
+def test_time_left_reads_as_minutes_and_seconds(seconds, shown):
+    from app.web.checkout import time_left
+
+    assert time_left(seconds) == shown
+
+
+def test_the_result_of_a_pending_order_offers_to_check_again(account_client, alipay_http):
+    checkout = recharge_by_alipay(account_client, "12.30")
+    result = account_client.get(f"{checkout}/result")
+    assert by_testid(result, "topup-status") == "pending" and by_testid(result, "result-amount") == "12.30"
+    html = result.get_data(as_text=True)
+    assert "Waiting for confirmation" in html and f'href="{checkout}/result"' in html and f'href="{checkout}"' in html
+
+
+def test_the_result_of_an_unknown_order_says_it_is_unknown(client):
+    page = client.get("/checkout/result")
+    assert page.status_code == 200 and by_testid(page, "topup-status") == "unknown"
+    assert "<title>Recharge result · Billing center</title>" in page.get_data(as_text=True)

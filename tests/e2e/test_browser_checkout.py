@@ -1,5 +1,5 @@
 """The checkout page in a real browser: its QR code on a phone and a desktop, its status when the
-order expires or the connection drops, and without JavaScript."""
+order expires or the connection drops, without JavaScript, and the contrast of its text."""
 import re
 import time
 from datetime import timedelta
@@ -134,3 +134,36 @@ def test_without_javascript_the_customer_can_pay_and_see_the_result(server, brow
     expect()(page.get_by_test_id("paid-at")).to_contain_text("Beijing time")
     context.close()
 
+
+CONTRAST = """
+(selector) => {
+  function rgb(text) { return text.match(/[\\d.]+/g).map(Number); }
+  function luminance(c) {
+    const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+  function background(el) {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  }
+  return [...document.querySelectorAll(selector)].filter(el => el.offsetParent !== null).map(el => {
+    const a = luminance(rgb(getComputedStyle(el).color)), b = luminance(background(el));
+    return [el.textContent.trim().slice(0, 40), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}
+"""
+
+
+def test_status_and_secondary_text_reach_the_contrast_of_normal_text(server, context):
+    out_trade_no = new_order(server)
+    page = context.new_page()
+    page.goto(f"{server.url}/checkout/{out_trade_no}")
+    page.wait_for_load_state("load")
+    measured = page.evaluate(CONTRAST, ".muted, [data-testid=topup-status], p, a")
+    page.goto(f"{server.url}/checkout/{out_trade_no}/result")
+    page.wait_for_load_state("load")
+    measured += page.evaluate(CONTRAST, ".muted, [data-testid=topup-status], p, a")
+    assert measured and all(ratio >= 4.5 for _, ratio in measured), [m for m in measured if m[1] < 4.5]

@@ -542,8 +542,8 @@ def test_card_form_shows_the_cash_the_discount_tiers_and_that_cards_are_final(ac
     page = account_client.get("/billing/prepaid-cards/buy")
     assert by_testid(page, "buy-card-cash") == "1234.56"
     text = re.sub(r"\s+", " ", page.get_data(as_text=True))
-    assert ("from ¥ 10000.00 a ¥ 1000.00 coupon; from ¥ 30000.00 a ¥ 5000.00 coupon; "
-            "from ¥ 100000.00 a ¥ 20000.00 coupon.") in text
+    assert ("from 10000.00 CNY a 1000.00 CNY coupon; from 30000.00 CNY a 5000.00 CNY coupon; "
+            "from 100000.00 CNY a 20000.00 CNY coupon.") in text
     assert "cannot be cancelled, refunded, transferred or redeemed for cash" in text
 
 
@@ -774,3 +774,17 @@ def test_the_result_of_an_unknown_order_says_it_is_unknown(client):
     page = client.get("/checkout/result")
     assert page.status_code == 200 and by_testid(page, "topup-status") == "unknown"
     assert "<title>Recharge result · Billing center</title>" in page.get_data(as_text=True)
+
+
+def test_customer_pages_write_amounts_as_the_product_page_does_with_cny_never_yen_signs(account_client, wallet, account):
+    with wallet.db.transaction() as session:
+        acc = ledger.lock_account(session, account["id"])
+        ledger.record(session, acc, key="bill:cny", kind="bill", now=wallet.clock.now(),
+                      postings=[ledger.Posting("arrears", 3000)])
+    for path in ("/billing/", "/billing/bank-transfer?amount=20", "/billing/prepaid-cards/buy"):
+        html = account_client.get(path).get_data(as_text=True)
+        assert "¥" not in html, path
+    html = account_client.get("/billing/").get_data(as_text=True)
+    assert re.search(r'data-testid="cash-balance">-30.00</span> CNY', html)
+    assert "Overdue: 30.00 CNY." in html and "Amount (CNY)" in html
+    assert 'data-testid="transfer-amount">20.00</span> CNY' in account_client.get("/billing/bank-transfer?amount=20").get_data(as_text=True)

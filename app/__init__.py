@@ -55,7 +55,8 @@ def _database(settings: Settings) -> Database:
 
     try:
         return Database(settings.database_url)
-    except ArgumentError as exc:  # unparsable, or an unknown dialect or driver name
+    except (ArgumentError, ValueError) as exc:  # unparsable (a port that is no number, say), or
+        # an unknown dialect or driver name
         raise ConfigError("DATABASE_URL is not a database URL SQLAlchemy can use") from exc
     except ImportError as exc:
         raise ConfigError(f"DATABASE_URL needs a database driver that is not installed ({exc.name})") from exc

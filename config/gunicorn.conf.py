@@ -16,6 +16,7 @@
 # burst of keep-alive clients (54 of 64 measured), and their requests queue behind each other
 # while the other worker idles.
 import gc
+import logging
 import os
 import sys
 
@@ -56,7 +57,24 @@ def on_starting(server):
         sys.exit(f"error: {problem}")
 
 
+class WithholdMalformedRequestText(logging.Filter):
+    """gunicorn logs a request it cannot parse with the offending text as it came ("Invalid
+    request from ip=...: Invalid HTTP Header: '...'"), and a header line that lost its colon may
+    be "Authorization Bearer <token>": keep the address and the kind of error, not the text."""
+
+    PREFIX = "Invalid request from ip="
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(self.PREFIX):
+            where, _, error = message.partition(": ")
+            kind = error.partition(":")[0].partition("'")[0].strip()
+            record.msg, record.args = f"{where}: {kind} (the request's text is not logged)", ()
+        return True
+
+
 def post_worker_init(worker):
+    logging.getLogger("gunicorn.error").addFilter(WithholdMalformedRequestText())
     # The app, its modules and their objects (about 100,000) are loaded now and live as long as
     # the worker: freeze them out of the cyclic collector's reach. A full collection then scans
     # only what requests left behind (under 0.1 ms) instead of holding the GIL, and so every

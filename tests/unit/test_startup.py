@@ -1,7 +1,12 @@
 """Start-up with a configuration that cannot work: one line naming the problem, a non-zero exit."""
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,6 +36,7 @@ def env_for(tmp_path, **changes) -> dict:
         f"nosuchdb://wallet:{PASSWORD}@db/wallet",
         f"not a url {PASSWORD}",
         f"postgresql+nosuchdriver://wallet:{PASSWORD}@db/wallet",
+        f"postgresql://wallet:{PASSWORD}@db:notaport/wallet",
     ],
 )
 def test_a_database_url_that_cannot_work_is_a_config_error_naming_no_value(tmp_path, url):
@@ -139,19 +145,15 @@ def test_the_cli_with_a_bad_log_level_exits_with_one_line(tmp_path):
     assert_one_line_error(result, "LOG_LEVEL")
 
 
-def test_gunicorn_serves_without_a_control_socket_that_other_instances_on_the_host_would_share(tmp_path):
-    import signal
-    import socket
-    import time
-    import urllib.request
-
+@contextlib.contextmanager
+def serving_gunicorn(tmp_path, **changes):
+    """Start gunicorn with config/gunicorn.conf.py on a migrated SQLite database; yield its port
+    and process once it answers, and stop it after (its stderr is left to read)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    home = tmp_path / "home"
-    home.mkdir()
-    env = env_for(tmp_path, HOME=str(home), GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1",
-                  DATABASE_URL=migrated_sqlite(tmp_path, "head"))
+    env = env_for(tmp_path, GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1",
+                  DATABASE_URL=migrated_sqlite(tmp_path, "head"), **changes)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     server = subprocess.Popen([gunicorn, "-c", "config/gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
                               env={"PATH": os.environ.get("PATH", ""), **env},
@@ -168,10 +170,32 @@ def test_gunicorn_serves_without_a_control_socket_that_other_instances_on_the_ho
                     break
                 time.sleep(0.1)
         assert answer == 200, server.stderr.read() if server.poll() is not None else "no answer"
-        assert not (home / ".gunicorn").exists()
+        yield port, server
     finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_gunicorn_serves_without_a_control_socket_that_other_instances_on_the_host_would_share(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    with serving_gunicorn(tmp_path, HOME=str(home)):
+        assert not (home / ".gunicorn").exists()
+
+
+def test_gunicorn_logs_a_malformed_request_without_its_text(tmp_path):
+    # gunicorn logs the offending line of a request it cannot parse as it came; a header line
+    # without its colon may well be "Authorization Bearer <token>".
+    token = "wlt_" + "Q" * 40
+    with serving_gunicorn(tmp_path, LOG_LEVEL="INFO") as (port, server):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(f"GET /api/v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization Bearer {token}\r\n\r\n".encode())
+            assert client.recv(1024).startswith(b"HTTP/1.1 400")
         server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=30)
+        log = server.communicate(timeout=30)[1]
+    assert "Invalid request from ip=127.0.0.1" in log
+    assert token not in log and "Bearer" not in log
 
 
 def migrated_sqlite(tmp_path, revision: str | None) -> str:

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError
 
+from .adapters.db.errors import first_line
 from .domain.errors import DomainError
 from .domain.money import format_fen
 
@@ -38,8 +39,7 @@ def _database_failures_reported(command):
         try:
             return command(*args, **kwargs)
         except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
-            _fail(f"the database failed: {reason[0]}", DATABASE_FAILED)
+            _fail(f"the database failed: {first_line(exc)}", DATABASE_FAILED)
 
     return run
 
@@ -208,8 +208,7 @@ def jobs_run(name: str):
     except DBAPIError:
         raise  # one line and DATABASE_FAILED, as for every command
     except Exception as exc:  # noqa: BLE001 - reported as the command's failure
-        reason = str(exc).strip().splitlines() or [type(exc).__name__]
-        _fail(f"{name} failed: {reason[0]}", 1)
+        _fail(f"{name} failed: {first_line(exc)}", 1)
     if summary is None:
         _fail(f"{name} is running elsewhere; not run", 3)
     click.echo(summary)

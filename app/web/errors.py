@@ -8,7 +8,7 @@ import logging
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..adapters.db.errors import is_passing_failure
+from ..adapters.db.errors import first_line, is_passing_failure
 from ..domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def register_error_handlers(app: Flask) -> None:
         if is_passing_failure(exc):
             # The connection broke, or the transaction lost a race or timed out: the request
             # may go through when sent again (with the same Idempotency-Key, if it had one).
-            reason = str(getattr(exc, "orig", None) or exc).strip().partition("\n")[0][:200]
+            reason = first_line(exc)[:200]
             log.warning("database failure", extra={"path": request.path, "error": type(exc).__name__, "reason": reason})
             if wants_page():
                 response = error_page(503, "Service unavailable", TRY_AGAIN)

@@ -44,3 +44,12 @@ def is_passing_failure(error: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(error, OperationalError) and _LIBPQ_REFUSED_STATEMENT not in str(error)
+
+
+def first_line(error: BaseException) -> str:
+    """What a failure says, in one line: a database error's driver message (not SQLAlchemy's
+    statement and link that follow it), any other error's own text; its type's name when it
+    says nothing."""
+    said = getattr(error, "orig", None) or error
+    lines = str(said).strip().splitlines()
+    return lines[0] if lines else type(said).__name__

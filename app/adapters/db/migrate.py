@@ -98,9 +98,10 @@ def schema_refusal(db) -> str | None:
     logged as a warning and refuses nothing (``/readyz`` answers for it)."""
     from sqlalchemy.exc import DBAPIError
 
+    from .errors import first_line
+
     try:
         return schema_behind(db.engine)
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
-        log.warning("the database schema could not be checked", extra={"error": reason[0][:300]})
+        log.warning("the database schema could not be checked", extra={"error": first_line(exc)[:300]})
         return None

@@ -227,33 +227,34 @@ def _reconcile_batch(
             return None
         decisions = classify_all(rows, codes, payers)
         if hold_past_limit:
-            held = past_limit(
-                session,
-                [
-                    MatchedLine(row.id, decision.account_id, row.amount_fen, decision.reason)
-                    for row, decision in zip(rows, decisions)
-                    if decision.status == MATCHED
-                ],
+            decisions, _ = hold_lines_past_limit(
+                session, [row.id for row in rows], [row.amount_fen for row in rows], decisions
             )
-            decisions = [
-                held_decision(decision) if row.id in held else decision
-                for row, decision in zip(rows, decisions)
-            ]
         _apply(session, clock.now(), rows, decisions)
     return rows[-1].id, decisions
 
 
-def past_limit(session: Session, lines: Sequence[MatchedLine]) -> set[int]:
-    """Return the ids of the matched lines whose credit would take a balance past the limit.
+def hold_lines_past_limit(
+    session: Session, ids: Sequence[int], amounts: Sequence[int], decisions: Sequence[Decision]
+) -> tuple[list[Decision], set[int]]:
+    """Turn each matched line whose credit would take its account past the balance limit into
+    an exception; return the lines' decisions and the ids of those held.
 
-    Weighed in the order given, as ``credit_lines`` credits them; the accounts stay locked, so
-    crediting the other lines in this transaction then succeeds.
+    The lines (``ids``, their ``amounts`` and ``decisions``, in order) are weighed in that order,
+    as ``credit_lines`` credits them; the accounts stay locked, so crediting the other matched
+    lines in this transaction then succeeds.
     """
-    refused = ledger.credits_past_limit(session, [_first_credit(line) for line in lines])
-    return {line.id for line in lines if credit_key(line.id, 1) in refused}
+    matched = [
+        MatchedLine(line_id, decision.account_id, amount, decision.reason)
+        for line_id, amount, decision in zip(ids, amounts, decisions)
+        if decision.status == MATCHED
+    ]
+    refused = ledger.credits_past_limit(session, [_first_credit(line) for line in matched])
+    held = {line.id for line in matched if credit_key(line.id, 1) in refused}
+    return [_held_decision(decision) if line_id in held else decision for line_id, decision in zip(ids, decisions)], held
 
 
-def held_decision(decision: Decision) -> Decision:
+def _held_decision(decision: Decision) -> Decision:
     """The exception a matched line becomes when its credit would pass the balance limit."""
     return Decision(
         EXCEPTION,

@@ -83,9 +83,8 @@ def _import(
     # server work: a second thread computes the one while this one waits on the other.
     with ThreadPoolExecutor(max_workers=1) as worker:
         identities = worker.submit(_line_keys, parsed)
-        attempt, hold_past_limit = 0, False
+        races, hold_past_limit = 0, False
         while True:
-            attempt += 1
             now = clock.now()
             try:
                 with db.transaction() as session:
@@ -101,20 +100,21 @@ def _import(
             except BalanceLimit:
                 # A line would take its account past the most a balance holds, and the file
                 # rolled back whole: again, with such lines left to finance (once; this is
-                # no race, so it does not count as an attempt).
+                # no race, so it does not count as one).
                 if hold_past_limit:
                     raise
-                hold_past_limit, attempt = True, attempt - 1
+                hold_past_limit = True
             except (IntegrityError, OperationalError) as exc:
                 # An overlapping statement imported at the same moment stored some of these
                 # lines first (the unique identity refused ours), or the two deadlocked: the
                 # whole file rolled back; again, its lines are found stored and skipped.
                 if not _is_race(exc):
                     raise
-                if attempt == _ATTEMPTS:
-                    raise LostRaces(f"the import lost to overlapping imports {attempt} times") from exc
+                races += 1
+                if races == _ATTEMPTS:
+                    raise LostRaces(f"the import lost to overlapping imports {races} times") from exc
                 log.info(
-                    "statement import raced another import; retrying", extra={"attempt": attempt}
+                    "statement import raced another import; retrying", extra={"attempt": races}
                 )
     if statement_id is None:
         return _known_statement(db, sha256)  # a concurrent import of these bytes came first
@@ -333,31 +333,21 @@ def _store_lines(
 
 def _hold_past_limit(session: Session, table, ids, new, decisions: list[Decision], now) -> list[Decision]:
     """Turn matched lines whose credit would pass the balance limit into exceptions, stored so."""
-    held = reconcile.past_limit(
-        session,
-        [
-            reconcile.MatchedLine(line_id, decision.account_id, line.amount_fen, decision.reason)
-            for line_id, (line, _key, _booked), decision in zip(ids, new, decisions)
-            if decision.status == MATCHED
-        ],
+    decisions, held = reconcile.hold_lines_past_limit(
+        session, ids, [line.amount_fen for line, _key, _booked in new], decisions
     )
-    if not held:
-        return decisions
-    decisions = [
-        reconcile.held_decision(decision) if line_id in held else decision
-        for line_id, decision in zip(ids, decisions)
-    ]
-    update_rows(
-        session,
-        table,
-        "id",
-        reconcile.OUTCOME_COLUMNS,
-        (
-            (line_id, *reconcile.outcome(decision, now))
-            for line_id, decision in zip(ids, decisions)
-            if line_id in held
-        ),
-    )
+    if held:
+        update_rows(
+            session,
+            table,
+            "id",
+            reconcile.OUTCOME_COLUMNS,
+            (
+                (line_id, *reconcile.outcome(decision, now))
+                for line_id, decision in zip(ids, decisions)
+                if line_id in held
+            ),
+        )
     return decisions
 
 

@@ -21,7 +21,14 @@ from app.adapters.db.models import (
 from app.services import ledger
 from app.services.accounts import create_account
 from tests.integration.statement_helpers import csv_file, finance, payer, row, upload  # noqa: F401
-from tests.integration.wallet_helpers import add_workspace, give_card, give_coupon, post_bill, top_up
+from tests.integration.wallet_helpers import (
+    add_workspace,
+    give_card,
+    give_coupon,
+    once_after_statement,
+    post_bill,
+    top_up,
+)
 
 
 def verify_command(app):
@@ -210,23 +217,19 @@ def test_verify_streams_the_balance_holders_in_batches_and_keeps_none_of_them(
 @pytest.mark.postgres
 @pytest.mark.parametrize("how", ["command", "job"])
 def test_money_moving_while_the_ledger_is_checked_is_no_difference(make_app, pg_url, how):
-    from sqlalchemy import event
-
     from app.jobs import JOBS
 
     app = make_app(pg_url)
     wallet = app.extensions["wallet"]
     account = create_account(wallet.db, wallet.clock, name="Busy", settlement="guance")
     top_up(wallet, account.id, 100_00, "t0")
-    moved = []
-
-    @event.listens_for(wallet.db.engine, "after_cursor_execute")
-    def credit_meanwhile(_conn, _cursor, statement, _params, _context, _executemany):
-        # A top-up commits just after the check has summed the entries, before it reads the
-        # cached balances: as a notify or a bill does at any moment in production.
-        if not moved and "GROUP BY ledger_entries.account_id" in statement:
-            moved.append(True)
-            top_up(wallet, account.id, 250_00, "t1")
+    # A top-up commits just after the check has summed the entries, before it reads the cached
+    # balances: as a notify or a bill does at any moment in production.
+    moved = once_after_statement(
+        wallet.db.engine,
+        lambda sql: "GROUP BY ledger_entries.account_id" in sql,
+        lambda: top_up(wallet, account.id, 250_00, "t1"),
+    )
 
     if how == "command":
         assert_clean(app)

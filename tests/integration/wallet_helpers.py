@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import event
+
 from app.services import ledger
 from tests.conftest import bearer
 
@@ -80,3 +82,18 @@ def at_once(count, work):
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
     return results
+
+
+def once_after_statement(engine, matches, action) -> list:
+    """Run ``action()`` once, just after the first statement on ``engine`` for which
+    ``matches(sql)`` is true: another transaction committing between two reads of one check.
+    Return a list that holds ``True`` once it has run."""
+    done: list = []
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _meanwhile(_conn, _cursor, statement, _params, _context, _executemany):
+        if not done and matches(statement):
+            done.append(True)
+            action()
+
+    return done
